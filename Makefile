@@ -1,0 +1,54 @@
+# llm4srs — every target bootstraps .venv first, so any of them works on a fresh clone.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+# FAISS=gpu installs faiss-gpu instead of faiss-cpu (never both: they overwrite each other).
+FAISS ?= cpu
+TORCH_VERSION ?= 2.13.0
+DATASET ?= movielens-100k
+SEEDS ?= 0,1,2
+STAMP := $(VENV)/.installed-$(FAISS)
+
+export PREFECT_HOME ?= $(CURDIR)/.prefect
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export DO_NOT_TRACK := 1
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS := 180
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export OMP_WAIT_POLICY ?= PASSIVE
+
+.DEFAULT_GOAL := help
+.PHONY: help setup test srs lint fmt bench clean
+
+help: ## list the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	@# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
+	$(BIN)/pip install -q torch==$(TORCH_VERSION)
+	$(BIN)/pip install -q -e ".[$(FAISS),dev]"
+	@rm -f $(VENV)/.installed-*
+	@touch $@
+
+setup: $(STAMP) ## create .venv and install llm4srs (idempotent)
+
+test: $(STAMP) ## run the test suite (pytest exit 5, no tests, counts as failure)
+	$(BIN)/python -m pytest -q
+
+srs: $(STAMP) ## prepare DATASET and train+evaluate the ID-only backbones
+	$(BIN)/llm4srs train --dataset $(DATASET) --backbone sasrec,gru4rec,bert4rec --seeds $(SEEDS)
+
+lint: $(STAMP) ## ruff
+	$(BIN)/ruff check pipeline models embeddings_store flows llm4srs tests bench
+
+fmt: $(STAMP) ## ruff format + import sort
+	$(BIN)/ruff check --fix --select I pipeline models embeddings_store flows llm4srs tests bench
+	$(BIN)/ruff format pipeline models embeddings_store flows llm4srs tests bench
+
+bench: $(STAMP) ## speed figures (prints, never asserts)
+	$(BIN)/python bench/srs_speed.py
+
+clean: ## remove the venv and generated state (keeps data/ and store/)
+	rm -rf $(VENV) .prefect runs .pytest_cache

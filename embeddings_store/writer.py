@@ -1,0 +1,308 @@
+"""Writing one immutable version: aside, validated, renamed into place, CURRENT last.
+
+Order of a write (a SIGKILL at any step leaves the previous version CURRENT and intact):
+
+1. stream validated chunks into Parquet parts inside ``<kind>/.tmp-<version>-<pid>/``
+   (never listed; gc removes it once its writer is dead);
+2. check ids (unique, covering ``expected_ids``), build the optional index from the parts;
+3. checksum every file, write ``manifest.json``, fsync;
+4. under the per-kind lock: rename the temp dir to ``<kind>/<version>`` and only then
+   replace ``CURRENT`` (temp file + ``os.replace``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import shutil
+import subprocess
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from embeddings_store import index as index_mod
+from embeddings_store import layout
+from embeddings_store.errors import StoreError
+from embeddings_store.index_choice import IndexConfig
+from embeddings_store.manifest import (
+    DatasetInfo,
+    FileInfo,
+    Manifest,
+    ManifestInput,
+    PartInfo,
+    manifest_json,
+)
+from embeddings_store.reader import iter_files, open_part
+from embeddings_store.validate import NanPolicy, check_chunk, check_coverage, check_unique
+
+DROPPED_SAMPLE = 20
+
+
+@dataclass(frozen=True)
+class WriteOptions:
+    """Physical layout knobs; defaults follow STYLE.md (row groups of 64-256 MB)."""
+
+    row_group_bytes: int = 128 << 20
+    part_bytes: int = 1 << 30
+    compression: str = "zstd"
+    compression_level: int = 1
+
+    def __post_init__(self) -> None:
+        if self.row_group_bytes <= 0 or self.part_bytes <= 0:
+            raise StoreError("row_group_bytes and part_bytes must be positive")
+
+
+def vector_schema(dim: int) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("id", pa.int64(), nullable=False),
+            pa.field("vector", pa.list_(pa.field("element", pa.float32(), nullable=False), dim), nullable=False),
+        ]
+    )
+
+
+class _PartWriter:
+    """Buffers rows into fixed-size row groups and rolls over to a new part file when full."""
+
+    def __init__(self, folder: Path, dim: int, opts: WriteOptions) -> None:
+        self.folder, self.dim, self.opts = folder, dim, opts
+        self.schema = vector_schema(dim)
+        row_bytes = dim * 4 + 8
+        self.group_rows = max(1, opts.row_group_bytes // row_bytes)
+        self.part_rows = max(1, opts.part_bytes // (row_bytes * self.group_rows)) * self.group_rows
+        self.pending: list[tuple[np.ndarray, np.ndarray]] = []
+        self.pending_rows = 0
+        self.parts: list[PartInfo] = []
+        self.writer: pq.ParquetWriter | None = None
+
+    def write(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        if not len(ids):
+            return
+        self.pending.append((ids, vectors))
+        self.pending_rows += len(ids)
+        while self.pending_rows >= self.group_rows:
+            self._write_group(*self._take(self.group_rows))
+        if self.pending:
+            # What is left of this call's chunk is always last: copy it, because streaming
+            # producers often reuse their buffers for the next chunk.
+            self.pending[-1] = (self.pending[-1][0].copy(), self.pending[-1][1].copy())
+
+    def _take(self, n: int) -> tuple[np.ndarray, np.ndarray]:
+        """Pop the first ``n`` pending rows; views when one piece suffices, else a concat."""
+        ids0, vec0 = self.pending[0]
+        if len(ids0) >= n:
+            self.pending[0] = (ids0[n:], vec0[n:])
+            if not len(self.pending[0][0]):
+                self.pending.pop(0)
+            self.pending_rows -= n
+            return ids0[:n], vec0[:n]
+        got_ids, got_vec, need = [], [], n
+        while need:
+            ids, vec = self._take(min(need, len(self.pending[0][0])))
+            got_ids.append(ids)
+            got_vec.append(vec)
+            need -= len(ids)
+        return np.concatenate(got_ids), np.concatenate(got_vec)
+
+    def _write_group(self, ids: np.ndarray, vectors: np.ndarray) -> None:
+        """One row group, [n] ids and [n, D] vectors; opens the next part when needed."""
+        if self.writer is None or self.parts[-1].rows >= self.part_rows:
+            self._close_part()
+            name = f"vectors-{len(self.parts):05d}.parquet"
+            self.writer = pq.ParquetWriter(
+                self.folder / name,
+                self.schema,
+                compression=self.opts.compression,
+                compression_level=self.opts.compression_level if self.opts.compression != "none" else None,
+                use_dictionary=False,
+                # Splitting float bytes into streams makes them compress (~15% smaller).
+                column_encoding={"id": "PLAIN", "vector.list.element": "BYTE_STREAM_SPLIT"},
+                write_statistics=["id"],
+            )
+            self.parts.append(PartInfo(file=name, rows=0))
+        flat = pa.array(np.ascontiguousarray(vectors).reshape(-1), type=pa.float32())
+        table = pa.Table.from_arrays(
+            [pa.array(ids, type=pa.int64()), pa.FixedSizeListArray.from_arrays(flat, type=self.schema.field("vector").type)],
+            schema=self.schema,
+        )
+        self.writer.write_table(table, row_group_size=len(ids))
+        self.parts[-1] = PartInfo(file=self.parts[-1].file, rows=self.parts[-1].rows + len(ids))
+
+    def _close_part(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            self.writer = None
+
+    def close(self) -> list[PartInfo]:
+        if self.pending_rows:
+            self._write_group(*self._take(self.pending_rows))
+        self._close_part()
+        if len(self.parts) == 1:
+            os.rename(self.folder / self.parts[0].file, self.folder / "vectors.parquet")
+            self.parts = [PartInfo(file="vectors.parquet", rows=self.parts[0].rows)]
+        return self.parts
+
+    def abort(self) -> None:
+        with contextlib.suppress(Exception):
+            self._close_part()
+
+
+def sha256_file(path: Path) -> str:
+    with open(path, "rb") as f:
+        return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def code_version() -> str:
+    """``git describe`` of the checkout when there is one, else the installed package version."""
+    with contextlib.suppress(OSError, subprocess.SubprocessError):
+        out = subprocess.run(
+            ["git", "describe", "--always", "--dirty", "--tags"],
+            cwd=Path(__file__).resolve().parent,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
+        if out.returncode == 0 and out.stdout.strip():
+            return out.stdout.strip()
+    with contextlib.suppress(metadata.PackageNotFoundError):
+        return metadata.version("llm4srs")
+    return "unknown"
+
+
+def _make_temp_dir(kind_path: Path, version: str) -> Path:
+    tmp = kind_path / f"{layout.TMP_PREFIX}{version}-{os.getpid()}"
+    for _ in range(3):  # a concurrent gc may rmdir an empty kind dir between the two mkdirs
+        with contextlib.suppress(FileNotFoundError):
+            kind_path.mkdir(parents=True, exist_ok=True)
+            tmp.mkdir()
+            return tmp
+    raise StoreError(f"{kind_path}: could not create a temporary directory")
+
+
+def write_version(
+    kd: layout.KindDir,
+    chunks: Iterable[tuple[Any, Any]],
+    dim: int,
+    info: ManifestInput,
+    *,
+    index: IndexConfig | None = None,
+    nan_policy: NanPolicy = "error",
+    expected_ids: Any = None,
+    set_current: bool = True,
+    options: WriteOptions | None = None,
+    dropped: np.ndarray | None = None,
+) -> str:
+    """Stream ``chunks`` of (ids [n], vectors [n, dim]) into a new version; returns its id."""
+    opts = options or WriteOptions()
+    where = f"{kd.dataset}/{kd.kind}"
+    if not isinstance(dim, int) or dim < 1:
+        raise StoreError(f"{where}: dim must be a positive integer, got {dim!r}")
+    if info.mean is not None and len(info.mean) != dim:
+        raise StoreError(f"{where}: manifest mean has {len(info.mean)} values, dim is {dim}")
+    version = layout.new_version_id()
+    created_at = layout.utc_now_iso()
+    tmp = _make_temp_dir(kd.path, version)
+    published = False
+    try:
+        with layout.writing_marker(tmp):
+            parts, all_ids, dropped_ids = _write_parts(tmp, chunks, dim, info, nan_policy, opts, where)
+            if dropped is not None:
+                dropped_ids = np.concatenate([dropped, dropped_ids])
+            if not len(all_ids):
+                raise StoreError(f"{where}: no vectors to write")
+            check_unique(all_ids, where)
+            if expected_ids is not None:
+                check_coverage(all_ids, expected_ids, where)
+            count = len(all_ids)
+            del all_ids
+            paths = [(tmp / p.file, p.rows, None) for p in parts]
+            index_info = None
+            if index is not None:
+                faiss_index, index_info = index_mod.build_index(
+                    lambda: iter_files(paths, dim), count, dim, info.metric, index
+                )
+                index_mod.save_index(faiss_index, tmp / index_info.file)
+                del faiss_index
+            names = [p.file for p in parts] + ([index_info.file] if index_info else [])
+            files = {}
+            for name in names:
+                layout.fsync_file(tmp / name)
+                files[name] = FileInfo(sha256=sha256_file(tmp / name), size=(tmp / name).stat().st_size)
+            for p in parts:  # what is on disk is what the manifest will claim
+                open_part(tmp / p.file, dim, p.rows, files[p.file].size)
+            manifest = Manifest(
+                version=version,
+                dataset=DatasetInfo(name=kd.dataset, fingerprint=info.dataset_fingerprint),
+                entity=kd.kind.split("/")[0],
+                kind=kd.kind,
+                dim=dim,
+                count=count,
+                normalized=info.normalized,
+                metric=info.metric,
+                centered=info.centered,
+                mean=info.mean,
+                producer=info.producer,
+                parents=info.parents,
+                created_at=created_at,
+                code_version=info.code_version or code_version(),
+                metrics=info.metrics,
+                parts=parts,
+                files=files,
+                index=index_info,
+                dropped_count=len(dropped_ids),
+                dropped_ids_sample=[int(x) for x in dropped_ids[:DROPPED_SAMPLE]],
+            )
+            layout.atomic_write_text(tmp / layout.MANIFEST, manifest_json(manifest))
+            with kd.lock():
+                # Under the lock, so gc never sees a live writer without its marker.
+                (tmp / layout.WRITING_LOCK).unlink()
+                layout.publish_version(tmp, kd.version_path(version))
+                published = True
+                if set_current:
+                    kd.write_current(version)
+    except BaseException:
+        if not published:
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return version
+
+
+def _write_parts(
+    tmp: Path,
+    chunks: Iterable[tuple[Any, Any]],
+    dim: int,
+    info: ManifestInput,
+    nan_policy: NanPolicy,
+    opts: WriteOptions,
+    where: str,
+) -> tuple[list[PartInfo], np.ndarray, np.ndarray]:
+    """Validate and write every chunk; returns (parts, all ids [N], dropped ids [M])."""
+    pw = _PartWriter(tmp, dim, opts)
+    ids_seen: list[np.ndarray] = []
+    dropped: list[np.ndarray] = []
+    try:
+        for i, (ids, vectors) in enumerate(chunks):
+            chunk = check_chunk(ids, vectors, dim, nan_policy, info.normalized, f"{where} chunk {i}")
+            ids_seen.append(chunk.ids.copy())
+            dropped.append(chunk.dropped_ids)
+            pw.write(chunk.ids, chunk.vectors)
+        parts = pw.close()
+    except BaseException:
+        pw.abort()
+        raise
+    all_ids = np.concatenate(ids_seen) if ids_seen else np.empty(0, dtype=np.int64)
+    drops = np.concatenate(dropped) if dropped else np.empty(0, dtype=np.int64)
+    return parts, all_ids, drops
+
+
+def array_chunks(ids: np.ndarray, vectors: np.ndarray, rows: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Row-slices (views, no copies) of in-memory arrays."""
+    for start in range(0, len(ids), max(1, rows)):
+        yield ids[start : start + rows], vectors[start : start + rows]

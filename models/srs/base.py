@@ -1,0 +1,95 @@
+"""The contract every backbone follows.
+
+- `encode(seq) -> [B, T, D]`: a hidden state per position of a left-padded id sequence.
+- `forward(seq) -> [B, D]`: the user representation (the last position).
+- `score_all(user) -> [B, N+1]`: one score per item id (column 0 is padding).
+- `loss(batch) -> scalar`: the training objective on a batch from pipeline.batches.
+
+Sequences are left-padded with 0, so the most recent item is always at position T-1.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+import torch
+import torch.nn.functional as F
+from pydantic import BaseModel, ConfigDict, Field
+from torch import nn
+
+from models.item_emb import ItemEmbedding
+
+
+class SRSConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    backbone: Literal["sasrec", "gru4rec", "bert4rec"] = "sasrec"
+    dim: int = Field(64, ge=1)
+    layers: int = Field(2, ge=1)
+    heads: int = Field(1, ge=1)
+    dropout: float = Field(0.2, ge=0, lt=1)
+    # Dropout on attention weights; costly on CPU (a [B, H, T, T] mask per layer).
+    attn_dropout: float = Field(0.0, ge=0, lt=1)
+    max_len: int = Field(200, ge=2)
+    # SASRec: causal attention (True, the original model). The LLM-ESR/LLMEmb code runs it
+    # non-causally (METHODS.md §1.3); False reproduces that.
+    causal: bool = True
+    # "ce": full softmax over the catalogue; "bce": one uniform negative per position
+    # (the papers' choice).
+    loss: Literal["ce", "bce"] = "ce"
+    mask_prob: float = Field(0.2, gt=0, lt=1)  # BERT4Rec cloze masking ratio
+
+
+class SequentialRecommender(nn.Module):
+    objective: Literal["next", "cloze"] = "next"
+
+    def __init__(self, cfg: SRSConfig, item_emb: ItemEmbedding) -> None:
+        super().__init__()
+        if item_emb.dim != cfg.dim:
+            raise ValueError(f"item embedding dim {item_emb.dim} != model dim {cfg.dim}")
+        self.cfg = cfg
+        self.item_emb = item_emb
+
+    @property
+    def n_items(self) -> int:
+        return self.item_emb.n_items
+
+    def encode(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, D]
+        raise NotImplementedError
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, D]
+        return self.encode(seq)[:, -1]
+
+    def score_all(self, user: torch.Tensor) -> torch.Tensor:  # [B, D] -> [B, N+1]
+        return user @ self.item_emb.scoring_table().T
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        """batch: input [B, T], target [B, T] (0 = no target), negative [B, T] for bce."""
+        hidden = self.encode(batch["input"])  # [B, T, D]
+        return self.loss_from_hidden(hidden, batch)
+
+    def loss_from_hidden(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        target = batch["target"]
+        valid = target > 0  # [B, T]
+        h = hidden[valid]  # [M, D]
+        pos = target[valid]  # [M]
+        if self.cfg.loss == "ce":
+            logits = self.score_all(h)  # [M, N+1]
+            logits[:, 0] = -torch.inf  # padding is never a class
+            return F.cross_entropy(logits, pos)
+        neg = batch["negative"][valid]  # [M]
+        pos_logit = (h * self.item_emb(pos)).sum(-1)
+        neg_logit = (h * self.item_emb(neg)).sum(-1)
+        # Each term averaged over positions, then summed (as the papers' code does).
+        return F.binary_cross_entropy_with_logits(
+            pos_logit, torch.ones_like(pos_logit)
+        ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+
+
+def positions_from_end(seq: torch.Tensor) -> torch.Tensor:
+    """[B, T] position ids counting real items back from the end (last item = 1, pad = 0).
+
+    Independent of how much left padding a batch carries, so trimming a batch to its
+    longest sequence changes nothing.
+    """
+    real = (seq > 0).long()
+    return real.flip(1).cumsum(1).flip(1) * real

@@ -1,0 +1,56 @@
+"""Checkpoints as plain dicts of tensors and Python values (`torch.load(weights_only=True)`)."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+
+
+def save(path: Path, state: dict) -> None:
+    """Write aside then rename, so a kill mid-write leaves the previous checkpoint intact."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    try:
+        torch.save(state, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def load(path: Path) -> dict:
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def rng_state(gen: torch.Generator) -> dict:
+    """Every random stream a training step touches."""
+    py = random.getstate()
+    return {
+        "torch": torch.get_rng_state(),
+        "generator": gen.get_state(),
+        "numpy": np.random.get_state(legacy=False),
+        "python": [py[0], list(py[1]), py[2]],
+    }
+
+
+def set_rng_state(state: dict, gen: torch.Generator) -> None:
+    torch.set_rng_state(state["torch"])
+    gen.set_state(state["generator"])
+    np.random.set_state(state["numpy"])
+    v, internal, gauss = state["python"]
+    random.setstate((v, tuple(internal), gauss))
+
+
+def seed_everything(seed: int) -> torch.Generator:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    gen = torch.Generator()
+    gen.manual_seed(seed)
+    return gen

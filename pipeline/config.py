@@ -1,0 +1,66 @@
+"""Typed, frozen run configuration with YAML presets (configs/srs/*.yaml)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from models.srs import SRSConfig
+from pipeline.errors import InputError
+from pipeline.evaluate import EvalConfig
+
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
+BackboneName = Literal["sasrec", "gru4rec", "bert4rec", "pop"]
+
+
+class TrainConfig(BaseModel):
+    """Everything that determines one training run (besides the dataset)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    backbone: BackboneName = "sasrec"
+    model: SRSConfig = SRSConfig()
+    eval: EvalConfig = EvalConfig()
+    seed: int = 0
+    lr: float = Field(1e-3, gt=0)
+    weight_decay: float = Field(0.0, ge=0)
+    batch_size: int = Field(128, ge=1)
+    epochs: int = Field(200, ge=1)
+    patience: int = Field(10, ge=1)  # epochs without a better validation NDCG@10
+    eval_every: int = Field(1, ge=1)
+    threads: int | None = None  # torch intra-op threads; None = torch's default
+    neg_seed: int = 0  # seed of the fixed sampled-ranking negatives (not the training seed)
+
+    def config_hash(self) -> str:
+        """Hash of everything but the seed: runs that differ only by seed share it."""
+        payload = self.model_dump(mode="json", exclude={"seed"})
+        return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+
+def load_train_config(backbone: str, overrides: dict | None = None,
+                      preset: Path | None = None) -> TrainConfig:
+    """configs/srs/<backbone>.yaml (or `preset`), then overrides (dotted keys allowed)."""
+    path = preset or CONFIG_DIR / "srs" / f"{backbone}.yaml"
+    if preset is not None and not path.is_file():
+        raise InputError(f"config {path} does not exist")
+    data: dict = yaml.safe_load(path.read_text()) if path.is_file() else {}
+    data = data or {}
+    data.setdefault("backbone", backbone)
+    if backbone != "pop":
+        data.setdefault("model", {}).setdefault("backbone", backbone)
+    for key, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+        node[leaf] = value
+    try:
+        return TrainConfig(**data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"config {path.name}: {loc}: {first['msg']}") from None

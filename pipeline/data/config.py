@@ -1,0 +1,121 @@
+"""Typed configuration of a dataset: where it comes from and how it is filtered."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from pipeline.errors import InputError
+
+SourceName = Literal[
+    "movielens-100k", "movielens-1m", "amazon", "yelp", "lcrec", "table", "synthetic"
+]
+# Sources that read files the user brings (a path is required).
+FILE_SOURCES = {"movielens-1m", "amazon", "yelp", "lcrec", "table"}
+PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "datasets"
+
+
+class TableColumns(BaseModel):
+    """Column mapping of the `table` source (any Parquet/CSV)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    user: str = "user_id"
+    item: str = "item_id"
+    timestamp: str | None = "timestamp"  # None: file order is time order
+    rating: str | None = None
+    item_file: Path | None = None  # optional Parquet/CSV of item attributes
+    item_key: str = "item_id"  # id column inside item_file
+    text: tuple[str, ...] = ()  # attribute columns of item_file; empty = every other column
+
+
+class DataConfig(BaseModel):
+    """Where a dataset comes from and how it is filtered into the prepared contract."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    source: SourceName = "movielens-100k"
+    path: Path | None = None
+    name: str | None = None  # defaults to the source name or the file stem
+    rating_threshold: float | None = None  # keep ratings >= this (implicit feedback)
+    user_core: int = Field(0, ge=0)  # iterative k-core: users with >= user_core items
+    item_core: int = Field(0, ge=0)  # … and items with >= item_core users
+    min_user_len: int = Field(3, ge=3)  # leave-one-out needs train + valid + test
+    dedup: bool = True  # keep the first (user, item) event only (no repeat consumption)
+    columns: TableColumns = TableColumns()
+    category: str | None = None  # amazon: the category name in the file names
+    synthetic: dict[str, int | float] = Field(default_factory=dict)  # synthetic generator args
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_a_folder_name(cls, v: str | None) -> str | None:
+        if v is not None and (not v or "/" in v or v.startswith(".")):
+            raise ValueError(f"dataset name {v!r} must be a plain folder name")
+        return v
+
+    @model_validator(mode="after")
+    def _path_when_needed(self) -> DataConfig:
+        if self.source in FILE_SOURCES and self.path is None:
+            raise ValueError(f"source {self.source!r} needs a path (use '{self.source}:PATH')")
+        return self
+
+    @property
+    def dataset_name(self) -> str:
+        if self.name:
+            return self.name
+        if self.path is not None:
+            return self.path.name.split(".")[0] or self.source
+        return self.source
+
+    def config_hash(self) -> str:
+        """Short content hash of the resolved config (paths made absolute)."""
+        payload = self.model_dump(mode="json")
+        if self.path is not None:
+            payload["path"] = str(self.path.resolve())
+        blob = json.dumps(payload, sort_keys=True).encode()
+        return hashlib.sha256(blob).hexdigest()[:10]
+
+
+def resolve_dataset(spec: str) -> DataConfig:
+    """Turn a CLI dataset spec into a DataConfig.
+
+    Accepted: a source name (`movielens-100k`), `source:PATH` (`lcrec:../data/Scientific`),
+    a preset name from configs/datasets/ (`amazon-scientific`), or a YAML file path.
+    """
+    try:
+        if spec.endswith((".yaml", ".yml")):
+            return _from_yaml(Path(spec))
+        preset = PRESET_DIR / f"{spec}.yaml"
+        if preset.is_file():
+            return _from_yaml(preset)
+        source, sep, path = spec.partition(":")
+        if sep:
+            return DataConfig(source=source, path=Path(path).expanduser())  # type: ignore[arg-type]
+        return DataConfig(source=spec)  # type: ignore[arg-type]
+    except ValueError as e:
+        if isinstance(e, InputError):
+            raise
+        raise InputError(f"dataset {spec!r}: {_first_error(e)}") from None
+
+
+def _from_yaml(path: Path) -> DataConfig:
+    if not path.is_file():
+        raise InputError(f"dataset config {path} does not exist")
+    data = yaml.safe_load(path.read_text()) or {}
+    if data.get("path") is not None and not Path(data["path"]).is_absolute():
+        # Paths in presets are relative to the repository root (where configs/ lives).
+        data["path"] = str((PRESET_DIR.parents[1] / data["path"]).resolve())
+    return DataConfig(**data)
+
+
+def _first_error(e: ValueError) -> str:
+    errors = getattr(e, "errors", None)
+    if callable(errors):
+        first = errors()[0]
+        loc = ".".join(str(p) for p in first.get("loc", ()))
+        msg = first.get("msg", str(e))
+        return f"{loc}: {msg}" if loc else msg
+    return str(e).splitlines()[0]

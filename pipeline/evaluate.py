@@ -1,0 +1,152 @@
+"""One evaluation harness for every method: full and sampled ranking, head/tail groups.
+
+Protocols (every metric name carries one):
+- `full`: the target is ranked against every item; items of the user's input history are
+  masked out (`mask_history`), the padding id never counts. The target's own score is
+  read before masking, so a repeat-consumption target is still ranked.
+- `s100`: the target against the user's 100 fixed negatives (pipeline.split).
+Ties are broken pessimistically: the target ranks below every item with an equal score,
+so a collapsed model scores zero rather than perfect.
+Groups: head items = the top 20% of items by training popularity, tail = the rest; head
+users = the top 20% by training length. Explicit thresholds replace the fractions.
+Users are scored in chunks; each user's rank depends only on its own row of scores, so
+metrics do not depend on the evaluation batch size.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.split import Split
+
+# Scores every item for a batch: (users [B] 1-based ids, input sequences) -> [B, N+1].
+Scorer = Callable[[np.ndarray, list[np.ndarray]], torch.Tensor]
+GROUPS = ("overall", "head_item", "tail_item", "head_user", "tail_user")
+
+
+class EvalConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    ks: tuple[int, ...] = (5, 10, 20)
+    mrr_k: int = 10
+    mask_history: bool = True
+    batch_size: int = Field(256, ge=1)
+    head_item_frac: float = Field(0.2, gt=0, lt=1)
+    head_user_frac: float = Field(0.2, gt=0, lt=1)
+    item_pop_threshold: int | None = None  # popularity >= this ⇒ head item (papers' values)
+    user_len_threshold: int | None = None  # training length >= this ⇒ head user
+
+
+@dataclass(frozen=True)
+class Groups:
+    head_items: np.ndarray  # [N+1] bool by item id
+    head_users: np.ndarray  # [U] bool, index u-1
+
+    @classmethod
+    def from_split(cls, split: Split, cfg: EvalConfig) -> Groups:
+        pop = split.train_item_counts()
+        lengths = split.train_lengths()
+        if cfg.item_pop_threshold is not None:
+            head_items = pop >= cfg.item_pop_threshold
+        else:
+            head_items = _top_fraction(pop[1:], cfg.head_item_frac)
+            head_items = np.concatenate([[False], head_items])
+        if cfg.user_len_threshold is not None:
+            head_users = lengths >= cfg.user_len_threshold
+        else:
+            head_users = _top_fraction(lengths, cfg.head_user_frac)
+        return cls(head_items=head_items, head_users=head_users)
+
+
+def _top_fraction(values: np.ndarray, frac: float) -> np.ndarray:
+    """Mark the ceil(frac·n) largest values (stable: lower index wins a tie)."""
+    n_head = int(np.ceil(frac * len(values)))
+    order = np.argsort(-values, kind="stable")
+    mask = np.zeros(len(values), dtype=bool)
+    mask[order[:n_head]] = True
+    return mask
+
+
+def full_ranks(scores: torch.Tensor, targets: torch.Tensor, history: list[np.ndarray] | None) -> torch.Tensor:
+    """0-based pessimistic rank of each target among all items. scores [B, N+1], targets [B]."""
+    scores = scores.float().clone()
+    pos = scores.gather(1, targets[:, None])  # [B, 1]
+    scores[:, 0] = -torch.inf  # padding id
+    if history is not None:
+        rows = np.repeat(np.arange(len(history)), [len(h) for h in history])
+        cols = np.concatenate(history) if history else np.empty(0, dtype=np.int64)
+        scores[torch.from_numpy(rows), torch.from_numpy(cols)] = -torch.inf
+    scores.scatter_(1, targets[:, None], -torch.inf)  # the target itself is not a competitor
+    return (scores >= pos).sum(dim=1)
+
+
+def sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
+    """0-based pessimistic rank among the target and its fixed negatives. negatives [B, M]."""
+    pos = scores.gather(1, targets[:, None])  # [B, 1]
+    neg = scores.gather(1, negatives)  # [B, M]
+    return (neg >= pos).sum(dim=1)
+
+
+def metrics_from_ranks(ranks: np.ndarray, ks: tuple[int, ...], mrr_k: int) -> dict[str, float]:
+    """Mean HR@k, NDCG@k (one relevant item) and MRR@mrr_k over 0-based ranks."""
+    out: dict[str, float] = {}
+    if len(ranks) == 0:
+        return out
+    for k in ks:
+        hit = ranks < k
+        out[f"hr@{k}"] = float(hit.mean())
+        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
+    out[f"mrr@{mrr_k}"] = float(np.where(ranks < mrr_k, 1.0 / (ranks + 1.0), 0.0).mean())
+    return out
+
+
+def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> dict[str, np.ndarray]:
+    """Ranks of every user's `stage` target under both protocols: {'full': [U], 's100': [U]}."""
+    inputs = split.inputs(stage)
+    targets = split.targets(stage)
+    full, sampled = [], []
+    with torch.inference_mode():
+        for start in range(0, split.n_users, cfg.batch_size):
+            idx = np.arange(start, min(start + cfg.batch_size, split.n_users))
+            batch_inputs = [inputs[i] for i in idx]
+            scores = scorer(idx + 1, batch_inputs)  # [B, N+1]
+            tgt = torch.from_numpy(targets[idx])
+            hist = batch_inputs if cfg.mask_history else None
+            full.append(full_ranks(scores, tgt, hist).numpy())
+            negs = torch.from_numpy(split.negatives[idx])
+            sampled.append(sampled_ranks(scores.float(), tgt, negs).numpy())
+    return {"full": np.concatenate(full), f"s{split.negatives.shape[1]}": np.concatenate(sampled)}
+
+
+def evaluate(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> list[dict]:
+    """Rows {protocol, group, metric, value, n_users} for every protocol × group × metric."""
+    ranks = rank_users(scorer, split, stage, cfg)
+    groups = Groups.from_split(split, cfg)
+    target_head = groups.head_items[split.targets(stage)]
+    masks = {
+        "overall": np.ones(split.n_users, dtype=bool),
+        "head_item": target_head,
+        "tail_item": ~target_head,
+        "head_user": groups.head_users,
+        "tail_user": ~groups.head_users,
+    }
+    rows = []
+    for protocol, r in ranks.items():
+        for group, mask in masks.items():
+            for metric, value in metrics_from_ranks(r[mask], cfg.ks, cfg.mrr_k).items():
+                rows.append(
+                    {"protocol": protocol, "group": group, "metric": metric,
+                     "value": value, "n_users": int(mask.sum())}
+                )
+    return rows
+
+
+def pick(rows: list[dict], protocol: str = "full", group: str = "overall", metric: str = "ndcg@10") -> float:
+    for r in rows:
+        if (r["protocol"], r["group"], r["metric"]) == (protocol, group, metric):
+            return float(r["value"])
+    raise KeyError(f"{protocol}/{group}/{metric}")

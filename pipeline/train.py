@@ -1,0 +1,183 @@
+"""Training loop of the sequential backbones: Adam, early stopping on validation
+full-ranking NDCG@10, best weights restored for test, per-epoch checkpoints and resume.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from models.item_emb import IdEmbedding, ItemEmbedding
+from models.srs import BACKBONES, SequentialRecommender
+from pipeline import checkpoint
+from pipeline.batches import cloze_batch, next_item_batch, pad_left
+from pipeline.config import TrainConfig
+from pipeline.evaluate import Scorer, evaluate, pick
+from pipeline.split import Split
+
+log = logging.getLogger(__name__)
+SELECT = ("full", "overall", "ndcg@10")  # model selection: validation only, never test
+
+
+@dataclass(frozen=True)
+class RunResult:
+    test_rows: list[dict]  # protocol, group, metric, value, n_users
+    valid_rows: list[dict]
+    best_epoch: int
+    epochs_run: int
+    train_seconds: float
+
+
+def build_model(cfg: TrainConfig, n_items: int, item_emb: ItemEmbedding | None = None) -> SequentialRecommender:
+    emb = item_emb if item_emb is not None else IdEmbedding(n_items, cfg.model.dim)
+    return BACKBONES[cfg.model.backbone](cfg.model, emb)
+
+
+def model_scorer(model: SequentialRecommender) -> Scorer:
+    """Scores with inputs padded to the model's fixed window (batch-size independent)."""
+    def score(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
+        return model.score_all(model(pad_left(inputs, model.cfg.max_len)))
+    return score
+
+
+def popularity_scorer(split: Split) -> Scorer:
+    """The `pop` baseline: every user gets the training popularity of each item."""
+    pop = torch.from_numpy(split.train_item_counts().astype(np.float32))  # [N+1]
+
+    def score(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
+        return pop.expand(len(users), -1)
+    return score
+
+
+def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = False,
+              on_epoch_end: Callable[[int, float], None] | None = None,
+              item_emb: ItemEmbedding | None = None, progress: bool = True) -> RunResult:
+    """Train cfg.backbone on split.train, select on validation, evaluate on test.
+
+    run_dir receives config.json, last.pt (every epoch), best.pt and result.json. With
+    `resume`, training continues from last.pt with its RNG state, so it ends where an
+    uninterrupted run would.
+    """
+    if cfg.threads:
+        torch.set_num_threads(cfg.threads)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
+    if cfg.backbone == "pop":
+        return _pop_result(split, cfg)
+
+    gen = checkpoint.seed_everything(cfg.seed)
+    model = build_model(cfg, split.n_items, item_emb)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0}
+    best_weights = copy.deepcopy(model.state_dict())
+    last = run_dir / "last.pt"
+    if resume and last.is_file():
+        ckpt = checkpoint.load(last)
+        model.load_state_dict(ckpt["model"])
+        opt.load_state_dict(ckpt["optimizer"])
+        best_weights = ckpt["best_model"]
+        state = ckpt["state"]
+        checkpoint.set_rng_state(ckpt["rng"], gen)
+        log.info("resumed %s at epoch %d", run_dir, state["epoch"])
+
+    trainable = [s for s in split.train if len(s) >= 2]  # one item has no next-item target
+    scorer = model_scorer(model)
+    while state["epoch"] < cfg.epochs and state["bad"] < cfg.patience:
+        start = time.perf_counter()
+        model.train()
+        loss = _run_epoch(model, opt, trainable, cfg, gen, progress, state["epoch"] + 1)
+        state["epoch"] += 1
+        if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
+            model.eval()
+            score = pick(evaluate(scorer, split, "valid", cfg.eval), *SELECT)
+            if score > state["best"]:
+                state.update(best=score, best_epoch=state["epoch"], bad=0)
+                best_weights = copy.deepcopy(model.state_dict())
+            else:
+                state["bad"] += cfg.eval_every
+            log.info("epoch %d loss %.4f valid full/ndcg@10 %.4f (best %.4f @ %d)",
+                     state["epoch"], loss, score, state["best"], state["best_epoch"])
+        state["seconds"] += time.perf_counter() - start
+        checkpoint.save(last, {
+            "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "best_model": best_weights, "state": state,
+            "rng": checkpoint.rng_state(gen), "config": cfg.model_dump(mode="json"),
+        })
+        if on_epoch_end is not None:
+            on_epoch_end(state["epoch"], loss)
+
+    model.load_state_dict(best_weights)
+    model.eval()
+    checkpoint.save(run_dir / "best.pt", {"model": best_weights, "config": cfg.model_dump(mode="json"),
+                                          "epoch": state["best_epoch"]})
+    result = RunResult(
+        test_rows=evaluate(scorer, split, "test", cfg.eval),
+        valid_rows=evaluate(scorer, split, "valid", cfg.eval),
+        best_epoch=state["best_epoch"], epochs_run=state["epoch"],
+        train_seconds=state["seconds"],
+    )
+    (run_dir / "result.json").write_text(json.dumps(result.__dict__, indent=1))
+    return result
+
+
+def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: list[np.ndarray],
+               cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int) -> float:
+    n_items, bce = model.n_items, cfg.model.loss == "bce"
+    rows: list[np.ndarray] = seqs
+    last_only = torch.zeros(0, dtype=torch.bool)
+    if model.objective == "cloze":
+        # Each user twice: randomly masked, and with only its last item masked (as at inference).
+        rows = seqs + seqs
+        last_only = torch.arange(len(rows)) >= len(seqs)
+    order = _length_bucketed(rows, cfg.batch_size, gen)
+    total, steps = 0.0, 0
+    batches = range(0, len(rows), cfg.batch_size)
+    for start in tqdm(batches, desc=f"epoch {epoch}", leave=False, disable=not progress):
+        idx = order[start:start + cfg.batch_size]
+        chunk = [rows[i] for i in idx.tolist()]
+        if model.objective == "cloze":
+            batch = cloze_batch(chunk, cfg.model.max_len, n_items, cfg.model.mask_prob, gen, bce,
+                                last_only[idx])
+        else:
+            batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce)
+        loss = model.loss(batch)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        total += float(loss)
+        steps += 1
+    return total / max(steps, 1)
+
+
+def _length_bucketed(rows: list[np.ndarray], batch_size: int, gen: torch.Generator,
+                     window: int = 8) -> torch.Tensor:
+    """A random order in which each run of `window` batches is sorted by length.
+
+    Batches then hold sequences of similar length and are trimmed to their longest, which
+    cuts the padding computed on; batch composition and batch order stay random.
+    """
+    order = torch.randperm(len(rows), generator=gen)
+    lengths = torch.tensor([len(rows[i]) for i in order.tolist()])
+    span = batch_size * window
+    for start in range(0, len(order), span):
+        part = slice(start, start + span)
+        order[part] = order[part][torch.argsort(lengths[part], descending=True, stable=True)]
+    n_batches = (len(order) + batch_size - 1) // batch_size
+    batch_order = torch.randperm(n_batches, generator=gen)
+    return torch.cat([order[b * batch_size:(b + 1) * batch_size] for b in batch_order.tolist()])
+
+
+def _pop_result(split: Split, cfg: TrainConfig) -> RunResult:
+    scorer = popularity_scorer(split)
+    return RunResult(test_rows=evaluate(scorer, split, "test", cfg.eval),
+                     valid_rows=evaluate(scorer, split, "valid", cfg.eval),
+                     best_epoch=0, epochs_run=0, train_seconds=0.0)
