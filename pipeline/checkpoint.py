@@ -31,10 +31,13 @@ def load(path: Path) -> dict:
 def rng_state(gen: torch.Generator) -> dict:
     """Every random stream a training step touches."""
     py = random.getstate()
+    name, keys, pos, has_gauss, gauss = np.random.get_state()
     return {
         "torch": torch.get_rng_state(),
         "generator": gen.get_state(),
-        "numpy": np.random.get_state(legacy=False),
+        # as tensors and numbers, so weights_only loading needs no numpy globals
+        "numpy": {"name": name, "keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "gauss": float(gauss)},
         "python": [py[0], list(py[1]), py[2]],
     }
 
@@ -42,7 +45,9 @@ def rng_state(gen: torch.Generator) -> dict:
 def set_rng_state(state: dict, gen: torch.Generator) -> None:
     torch.set_rng_state(state["torch"])
     gen.set_state(state["generator"])
-    np.random.set_state(state["numpy"])
+    n = state["numpy"]
+    np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
+                         n["has_gauss"], n["gauss"]))
     v, internal, gauss = state["python"]
     random.setstate((v, tuple(internal), gauss))
 

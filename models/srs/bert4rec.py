@@ -26,4 +26,5 @@ class BERT4Rec(SequentialRecommender):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, D]
         mask = torch.full_like(seq[:, :1], self.item_emb.mask_id)
-        return self.encode(torch.cat([seq[:, 1:], mask], dim=1))[:, -1]
+        window = torch.cat([seq, mask], dim=1)[:, -self.cfg.max_len:]  # [B, ≤max_len]
+        return self.encode(window)[:, -1]

@@ -1,0 +1,1 @@
+"""Prefect orchestration only: tasks call pipeline/ functions, flows wire them."""

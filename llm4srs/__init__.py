@@ -1,0 +1,1 @@
+"""llm4srs command line: thin typer commands over flows/ and pipeline/."""

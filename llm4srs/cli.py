@@ -1,0 +1,165 @@
+"""`llm4srs` entry point. Each command maps to one flow or pipeline function.
+
+User errors (bad dataset, column, option, store reference) print one line to stderr and
+exit 2; results go to stdout (`--json` prints one JSON list and nothing else there).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from llm4srs import env
+
+env.configure()
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="LLM embeddings for sequential recommenders.")
+BACKBONE_NAMES = ("sasrec", "gru4rec", "bert4rec", "pop")
+
+DatasetOpt = Annotated[str, typer.Option(
+    "--dataset", "-d", help="movielens-100k | source:PATH (lcrec, amazon, yelp, movielens-1m, "
+    "table) | a preset in configs/datasets | a YAML file")]
+DataDirOpt = Annotated[Path, typer.Option(help="where raw and prepared datasets live")]
+
+
+def _mount_store() -> None:
+    try:
+        from llm4srs.store_cli import app as store_app
+    except ImportError:  # the store CLI is optional at import time for partial installs
+        return
+    app.add_typer(store_app, name="store", help="inspect and manage the embeddings store")
+
+
+_mount_store()
+
+
+def _csv(value: str) -> list[str]:
+    return [v.strip() for v in value.split(",") if v.strip()]
+
+
+def _parse_sets(sets: list[str]) -> dict:
+    out: dict = {}
+    for item in sets:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise _usage(f"--set expects key=value, got {item!r}")
+        try:
+            out[key] = json.loads(raw)
+        except json.JSONDecodeError:
+            out[key] = raw
+    return out
+
+
+def _usage(msg: str) -> typer.BadParameter:
+    return typer.BadParameter(msg)
+
+
+@app.command()
+def prepare(dataset: DatasetOpt = "movielens-100k", data_dir: DataDirOpt = Path("data"),
+            force: Annotated[bool, typer.Option(help="re-prepare even if cached")] = False,
+            as_json: Annotated[bool, typer.Option("--json")] = False) -> None:
+    """Load, filter (k-core, rating threshold) and remap a dataset; print its counts."""
+    from pipeline.data.config import resolve_dataset
+    from pipeline.data.prepare import prepare_dataset
+
+    ds = prepare_dataset(resolve_dataset(dataset), data_dir, force=force)
+    info = {"name": ds.name, "path": str(ds.path), "fingerprint": ds.fingerprint,
+            **ds.meta["counts"], "dropped": ds.meta["dropped"], "text": ds.text_columns}
+    typer.echo(json.dumps(info) if as_json else "\n".join(f"{k}: {v}" for k, v in info.items()))
+
+
+@app.command()
+def train(
+    dataset: DatasetOpt = "movielens-100k",
+    backbone: Annotated[str, typer.Option(help="comma list of sasrec,gru4rec,bert4rec,pop")] = "sasrec",
+    seeds: Annotated[str, typer.Option(help="comma list of training seeds")] = "0",
+    config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/srs/<backbone>.yaml")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set lr=0.002 --set model.dropout=0.3")] = [],  # noqa: B006
+    resume: Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")] = False,
+    data_dir: DataDirOpt = Path("data"),
+    runs_dir: Annotated[Path, typer.Option(help="checkpoints and result tables")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")] = False,
+) -> None:
+    """Train and evaluate backbones on a dataset (Prefect flow `srs`); print the results."""
+    from pipeline.config import load_train_config
+    from pipeline.data.config import resolve_dataset
+    from pipeline.results import markdown
+
+    backbones = _csv(backbone)
+    unknown = [b for b in backbones if b not in BACKBONE_NAMES]
+    if unknown or not backbones:
+        raise _usage(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(BACKBONE_NAMES)}")
+    try:
+        seed_list = [int(s) for s in _csv(seeds)]
+    except ValueError:
+        raise _usage(f"--seeds must be integers, got {seeds!r}") from None
+    overrides = _parse_sets(set_)
+    resolve_dataset(dataset)  # fail fast on a bad spec, before Prefect starts
+    for b in backbones:  # and on a bad config
+        load_train_config(b, overrides, config)
+    if config is not None:
+        overrides = {**_yaml_overrides(config), **overrides}
+
+    from flows.srs import srs_flow
+
+    out = srs_flow(dataset=dataset, backbones=backbones, seeds=seed_list, overrides=overrides,
+                   data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume)
+    rows = _read_rows(out).to_dicts()
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        typer.echo(markdown(rows, f"{rows[0]['dataset']}: test results"))
+        typer.echo(f"\nrows: {out}")
+
+
+def _yaml_overrides(path: Path) -> dict:
+    import yaml
+
+    return yaml.safe_load(path.read_text()) or {}
+
+
+def _read_rows(path: str):
+    import polars as pl
+
+    return pl.read_parquet(path)
+
+
+def main() -> None:
+    """Console entry point: one-line errors, exit 2, for every user-input problem."""
+    from pipeline.errors import InputError
+
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    user_errors: tuple[type[BaseException], ...] = (InputError,)
+    try:
+        from embeddings_store.errors import StoreError
+
+        user_errors = (InputError, StoreError)
+    except ImportError:
+        pass
+    try:
+        app(standalone_mode=False)
+    except user_errors as e:
+        typer.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except typer.Exit as e:
+        sys.exit(e.exit_code)
+    except typer.Abort:
+        typer.echo("aborted", err=True)
+        sys.exit(130)
+    except Exception as e:  # click usage errors carry their own formatting
+        import click
+
+        if isinstance(e, click.ClickException):
+            typer.echo(f"error: {e.format_message()}", err=True)
+            sys.exit(e.exit_code)
+        raise
+
+
+if __name__ == "__main__":
+    main()

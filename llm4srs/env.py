@@ -1,0 +1,28 @@
+"""Process environment for embedded Prefect and offline model loading.
+
+Only defaults: a variable the user already set wins. Must run before Prefect is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+    # The ephemeral server's 20 s default is too short on a loaded 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180",
+    "PREFECT_LOGGING_LEVEL": "WARNING",
+    "HF_HUB_OFFLINE": "1",
+    "TRANSFORMERS_OFFLINE": "1",
+    "TOKENIZERS_PARALLELISM": "false",
+    # OpenMP's active spinning slows 2 loaded cores 2–6× (../shared/STACK.md).
+    "OMP_WAIT_POLICY": "PASSIVE",
+}
+
+
+def configure() -> None:
+    for key, value in DEFAULTS.items():
+        os.environ.setdefault(key, value)
+    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))

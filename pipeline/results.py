@@ -1,0 +1,60 @@
+"""Result rows: one per (run, protocol, group, metric), the results table of DESIGN.md."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from pathlib import Path
+
+import polars as pl
+
+COLUMNS = ["dataset", "fingerprint", "method", "backbone", "embedding", "seed", "split",
+           "protocol", "group", "metric", "value", "n_users", "train_seconds", "best_epoch",
+           "config_hash"]
+SUMMARY_METRICS = ("ndcg@10", "hr@10", "ndcg@20", "hr@20", "mrr@10")
+
+
+def to_frame(rows: list[dict]) -> pl.DataFrame:
+    frame = pl.DataFrame(rows, infer_schema_length=None)
+    for col in COLUMNS:
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None).alias(col))
+    return frame.select(COLUMNS)
+
+
+def write_table(rows: list[dict], path: Path) -> Path:
+    """Write rows as Parquet, aside then renamed."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
+    os.close(fd)
+    to_frame(rows).write_parquet(tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def summarize(rows: list[dict], metrics: tuple[str, ...] = SUMMARY_METRICS) -> pl.DataFrame:
+    """Mean ± std over seeds, one line per (method, backbone, embedding, protocol, group)."""
+    keys = ["method", "backbone", "embedding", "protocol", "group"]
+    frame = to_frame(rows).filter(pl.col("metric").is_in(list(metrics)))
+    agg = frame.group_by([*keys, "metric"], maintain_order=True).agg(
+        mean=pl.col("value").mean(), std=pl.col("value").std(ddof=0), seeds=pl.len()
+    )
+    agg = agg.with_columns(
+        cell=pl.format("{} ± {}", pl.col("mean").round(4), pl.col("std").round(4))
+    )
+    wide = agg.pivot(on="metric", index=[*keys, "seeds"], values="cell")
+    return wide.select([*keys, "seeds", *[m for m in metrics if m in wide.columns]])
+
+
+def markdown(rows: list[dict], title: str) -> str:
+    """A markdown table of summarize(rows) with the protocol stated under it."""
+    table = summarize(rows)
+    header = "| " + " | ".join(table.columns) + " |"
+    sep = "|" + "---|" * len(table.columns)
+    lines = [f"## {title}", "", header, sep]
+    for rec in table.iter_rows():
+        lines.append("| " + " | ".join("" if v is None else str(v) for v in rec) + " |")
+    lines += ["", "`full`: ranked against every item, the user's history masked; `s100`: against "
+              "100 fixed sampled negatives. Ties broken pessimistically. Mean ± std over seeds; "
+              "test split; model selected on validation full NDCG@10."]
+    return "\n".join(lines)

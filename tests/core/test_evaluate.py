@@ -1,0 +1,85 @@
+"""The evaluation harness against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pipeline.evaluate import (
+    EvalConfig,
+    Groups,
+    evaluate,
+    full_ranks,
+    metrics_from_ranks,
+    pick,
+    sampled_ranks,
+)
+from pipeline.split import Split
+
+
+def test_metrics_from_hand_computed_ranks():
+    ranks = np.array([0, 1, 4, 10, 25])
+    m = metrics_from_ranks(ranks, ks=(5, 10, 20), mrr_k=10)
+    assert m["hr@5"] == pytest.approx(3 / 5)
+    assert m["hr@10"] == pytest.approx(3 / 5)
+    assert m["hr@20"] == pytest.approx(4 / 5)
+    assert m["ndcg@5"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(6)) / 5)
+    assert m["ndcg@20"] == pytest.approx((1 + 1 / math.log2(3) + 1 / math.log2(6) + 1 / math.log2(12)) / 5)
+    assert m["mrr@10"] == pytest.approx((1 + 1 / 2 + 1 / 5) / 5)
+
+
+def test_ties_are_broken_pessimistically():
+    # items 0..5; target 3 ties with items 1 and 4; item 2 is higher.
+    scores = torch.tensor([[0.0, 1.0, 2.0, 1.0, 1.0, 0.5]])
+    target = torch.tensor([3])
+    assert full_ranks(scores, target, None).item() == 3  # 2, 1, 4 all rank above it
+    assert full_ranks(scores, target, [np.array([1, 2])]).item() == 1  # history masked
+    # A collapsed model (all scores equal) ranks the target last, not first.
+    flat = torch.zeros(1, 6)
+    assert full_ranks(flat, target, None).item() == 4  # items 1,2,4,5 (0 is padding)
+    assert sampled_ranks(flat, target, torch.tensor([[1, 2, 5]])).item() == 3
+
+
+def test_padding_never_counts_and_repeat_target_is_still_ranked():
+    scores = torch.tensor([[9.0, 1.0, 3.0, 2.0]])
+    assert full_ranks(scores, torch.tensor([3]), None).item() == 1  # only item 2 above
+    # The target itself sits in the history (repeat consumption): its score still counts.
+    assert full_ranks(scores, torch.tensor([2]), [np.array([2, 3])]).item() == 0
+
+
+def _toy_split() -> Split:
+    train = [np.array([1, 2, 3]), np.array([1, 2]), np.array([1, 4, 5, 2])]
+    return Split(train=train, valid=np.array([4, 3, 3]), test=np.array([5, 5, 6]),
+                 negatives=np.array([[6, 7], [6, 7], [3, 7]]), n_items=7)
+
+
+def test_groups_by_training_popularity_and_length():
+    split = _toy_split()
+    g = Groups.from_split(split, EvalConfig(head_item_frac=0.2, head_user_frac=0.2))
+    # popularity: item1=3, item2=3, item3=1, item4=1, item5=1 → ceil(0.2*7)=2 head items.
+    assert g.head_items.tolist() == [False, True, True, False, False, False, False, False]
+    assert g.head_users.tolist() == [False, False, True]  # longest training history
+    g2 = Groups.from_split(split, EvalConfig(item_pop_threshold=1, user_len_threshold=3))
+    assert g2.head_items[1:6].all() and not g2.head_items[6:].any()
+    assert g2.head_users.tolist() == [True, False, True]
+
+
+def test_evaluate_rows_carry_protocol_and_group():
+    split = _toy_split()
+
+    def oracle(users, inputs):  # scores the test item highest
+        s = torch.zeros(len(users), 8)
+        s[torch.arange(len(users)), torch.from_numpy(split.test[users - 1])] = 1.0
+        return s
+
+    rows = evaluate(oracle, split, "test", EvalConfig())
+    assert pick(rows, "full", "overall", "ndcg@10") == 1.0
+    assert pick(rows, "s2", "overall", "hr@5") == 1.0
+    groups = {r["group"] for r in rows}
+    # No test target is a head item here, so that group has no rows (never NaN rows).
+    assert groups == {"overall", "tail_item", "head_user", "tail_user"}
+    assert {r["n_users"] for r in rows if r["group"] == "tail_item"} == {3}
+    assert all(r["protocol"] in {"full", "s2"} for r in rows)
