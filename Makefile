@@ -34,8 +34,9 @@ $(STAMP): pyproject.toml
 
 setup: $(STAMP) ## create .venv and install llm4srs (idempotent)
 
-test: $(STAMP) ## run the test suite (pytest exit 5, no tests, counts as failure)
-	$(BIN)/python -m pytest -q
+test: $(STAMP) ## run the test suite (pytest exit 5, no tests collected, is a failure)
+	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
+	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
 
 srs: $(STAMP) ## prepare DATASET and train+evaluate the ID-only backbones
 	$(BIN)/llm4srs train --dataset $(DATASET) --backbone sasrec,gru4rec,bert4rec --seeds $(SEEDS)

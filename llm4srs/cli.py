@@ -56,8 +56,10 @@ def _parse_sets(sets: list[str]) -> dict:
     return out
 
 
-def _usage(msg: str) -> typer.BadParameter:
-    return typer.BadParameter(msg)
+def _usage(msg: str) -> Exception:
+    from pipeline.errors import InputError
+
+    return InputError(msg)
 
 
 @app.command()
@@ -152,10 +154,9 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
-    except Exception as e:  # click usage errors carry their own formatting
-        import click
-
-        if isinstance(e, click.ClickException):
+    except Exception as e:
+        # Usage errors of the (vendored) click layer: unknown option, missing value, …
+        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
             typer.echo(f"error: {e.format_message()}", err=True)
             sys.exit(e.exit_code)
         raise

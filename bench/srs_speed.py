@@ -1,0 +1,76 @@
+"""Training speed of the ID-only backbones on MovieLens-100k (prints; never asserts).
+
+    .venv/bin/python bench/srs_speed.py                 # 3 epochs per backbone + a full SASRec run
+    .venv/bin/python bench/srs_speed.py --epochs 5 --no-full
+
+Prints seconds per epoch and training sequences/s per backbone, then the wall time of a
+full SASRec run to early stopping (configs/srs/sasrec.yaml) with its test metrics. The last
+line is a JSON list of the figures.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import torch  # noqa: E402
+
+from pipeline.config import load_train_config  # noqa: E402
+from pipeline.data.config import resolve_dataset  # noqa: E402
+from pipeline.data.prepare import prepare_dataset  # noqa: E402
+from pipeline.evaluate import pick  # noqa: E402
+from pipeline.split import leave_one_out  # noqa: E402
+from pipeline.train import train_srs  # noqa: E402
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dataset", default="movielens-100k")
+    ap.add_argument("--epochs", type=int, default=3)
+    ap.add_argument("--backbones", default="sasrec,gru4rec,bert4rec")
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    ap.add_argument("--no-full", action="store_true", help="skip the full SASRec run")
+    args = ap.parse_args()
+    torch.set_num_threads(args.threads)
+    ds = prepare_dataset(resolve_dataset(args.dataset), Path("data"))
+    split = leave_one_out(ds)
+    n_seqs = sum(len(s) >= 2 for s in split.train)
+    figures = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for backbone in args.backbones.split(","):
+            cfg = load_train_config(backbone, {"epochs": args.epochs, "patience": 10**6})
+            r = train_srs(split, cfg, Path(tmp) / backbone, progress=False)
+            per_epoch = r.train_seconds / r.epochs_run
+            rows_per_epoch = n_seqs * (2 if backbone == "bert4rec" else 1)
+            fig = {"backbone": backbone, "threads": args.threads, "epochs": r.epochs_run,
+                   "seconds_per_epoch": round(per_epoch, 2),
+                   "sequences_per_s": round(rows_per_epoch / per_epoch, 1)}
+            figures.append(fig)
+            print(f"{backbone:9s} {per_epoch:6.2f} s/epoch  {fig['sequences_per_s']:8.1f} sequences/s"
+                  f"  ({args.threads} threads, epoch includes validation)")
+        if not args.no_full:
+            cfg = load_train_config("sasrec")
+            start = time.perf_counter()
+            r = train_srs(split, cfg, Path(tmp) / "full", progress=False)
+            wall = time.perf_counter() - start
+            fig = {"backbone": "sasrec", "run": "full", "wall_seconds": round(wall, 1),
+                   "epochs": r.epochs_run, "best_epoch": r.best_epoch,
+                   "test_full_ndcg@10": round(pick(r.test_rows), 4),
+                   "test_full_hr@10": round(pick(r.test_rows, metric="hr@10"), 4)}
+            figures.append(fig)
+            print(f"full SASRec run to early stopping: {wall:.1f} s, {r.epochs_run} epochs "
+                  f"(best {r.best_epoch}), test full NDCG@10 {fig['test_full_ndcg@10']}, "
+                  f"HR@10 {fig['test_full_hr@10']}")
+    print(json.dumps(figures))
+
+
+if __name__ == "__main__":
+    main()
