@@ -19,7 +19,7 @@ export TRANSFORMERS_OFFLINE := 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test srs lint fmt bench clean
+.PHONY: help setup test test-gpu srs embeddings lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -37,6 +37,9 @@ setup: $(STAMP) ## create .venv and install llm4srs (idempotent)
 test: $(STAMP) ## run the test suite (pytest exit 5, no tests collected, is a failure)
 	@$(BIN)/python -m pytest -q $(PYTEST_ARGS); rc=$$?; \
 	if [ $$rc -eq 5 ]; then echo "make test: pytest collected no tests" >&2; exit 1; fi; exit $$rc
+
+test-gpu: $(STAMP) ## only the GPU-marked tests (on a machine with CUDA)
+	$(BIN)/python -m pytest -q -m gpu
 
 srs: $(STAMP) ## prepare DATASET and train+evaluate the ID-only backbones
 	$(BIN)/llm4srs train --dataset $(DATASET) --backbone sasrec,gru4rec,bert4rec --seeds $(SEEDS)

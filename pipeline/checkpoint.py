@@ -24,8 +24,8 @@ def save(path: Path, state: dict) -> None:
         raise
 
 
-def load(path: Path) -> dict:
-    return torch.load(path, map_location="cpu", weights_only=True)
+def load(path: Path, device: torch.device | str = "cpu") -> dict:
+    return torch.load(path, map_location=device, weights_only=True)
 
 
 def rng_state(gen: torch.Generator) -> dict:
@@ -43,8 +43,8 @@ def rng_state(gen: torch.Generator) -> dict:
 
 
 def set_rng_state(state: dict, gen: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
-    gen.set_state(state["generator"])
+    torch.set_rng_state(state["torch"].cpu())
+    gen.set_state(state["generator"].cpu())
     n = state["numpy"]
     np.random.set_state((n["name"], n["keys"].numpy().astype(np.uint32), n["pos"],
                          n["has_gauss"], n["gauss"]))

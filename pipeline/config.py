@@ -33,11 +33,12 @@ class TrainConfig(BaseModel):
     patience: int = Field(10, ge=1)  # epochs without a better validation NDCG@10
     eval_every: int = Field(1, ge=1)
     threads: int | None = None  # torch intra-op threads; None = torch's default
+    device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
     neg_seed: int = 0  # seed of the fixed sampled-ranking negatives (not the training seed)
 
     def config_hash(self) -> str:
         """Hash of everything but the seed: runs that differ only by seed share it."""
-        payload = self.model_dump(mode="json", exclude={"seed"})
+        payload = self.model_dump(mode="json", exclude={"seed", "threads", "device"})
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -42,10 +42,21 @@ def build_model(cfg: TrainConfig, n_items: int, item_emb: ItemEmbedding | None =
     return BACKBONES[cfg.model.backbone](cfg.model, emb)
 
 
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name == "cuda" and not torch.cuda.is_available():
+        log.warning("device 'cuda' asked for but none is available; using the CPU")
+        return torch.device("cpu")
+    return torch.device(name)
+
+
 def model_scorer(model: SequentialRecommender) -> Scorer:
     """Scores with inputs padded to the model's fixed window (batch-size independent)."""
     def score(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
-        return model.score_all(model(pad_left(inputs, model.cfg.max_len)))
+        device = next(model.parameters()).device
+        seq = pad_left(inputs, model.cfg.max_len).to(device)
+        return model.score_all(model(seq)).float().cpu()
     return score
 
 
@@ -75,13 +86,14 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
         return _pop_result(split, cfg)
 
     gen = checkpoint.seed_everything(cfg.seed)
-    model = build_model(cfg, split.n_items, item_emb)
+    device = resolve_device(cfg.device)
+    model = build_model(cfg, split.n_items, item_emb).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0}
     best_weights = copy.deepcopy(model.state_dict())
     last = run_dir / "last.pt"
     if resume and last.is_file():
-        ckpt = checkpoint.load(last)
+        ckpt = checkpoint.load(last, device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
         best_weights = ckpt["best_model"]
@@ -149,11 +161,12 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
                                 last_only[idx])
         else:
             batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce)
-        loss = model.loss(batch)
+        device = next(model.parameters()).device
+        loss = model.loss({k: v.to(device, non_blocking=True) for k, v in batch.items()})
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
-        total += float(loss)
+        total += float(loss.detach())
         steps += 1
     return total / max(steps, 1)
 

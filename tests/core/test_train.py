@@ -78,3 +78,10 @@ def test_sasrec_learns_beyond_popularity(synthetic_split, tmp_path):
     pop = train_srs(synthetic_split, _cfg("pop"), tmp_path / "pop", progress=False)
     sas = train_srs(synthetic_split, _cfg(epochs=15, lr=0.005), tmp_path / "sas", progress=False)
     assert pick(sas.test_rows) > pick(pop.test_rows) + 0.05
+
+
+@pytest.mark.gpu
+def test_training_on_gpu_matches_cpu_quality(synthetic_split, tmp_path):
+    cpu = train_srs(synthetic_split, _cfg(device="cpu"), tmp_path / "cpu", progress=False)
+    gpu = train_srs(synthetic_split, _cfg(device="cuda"), tmp_path / "gpu", progress=False)
+    assert abs(pick(gpu.test_rows) - pick(cpu.test_rows)) < 0.05
