@@ -19,10 +19,10 @@ from embeddings_store.manifest import (
     Parent,
     Producer,
 )
+from embeddings_store.parts import WriteOptions
 from embeddings_store.reader import IdMap
 from embeddings_store.refs import VersionRef, parse_ref
 from embeddings_store.store import EmbeddingStore
-from embeddings_store.writer import WriteOptions
 
 __all__ = [
     "SCHEMA_VERSION",

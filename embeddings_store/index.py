@@ -55,11 +55,17 @@ def gpu_available() -> bool:
 
 
 def set_search_params(index: faiss.Index, params: dict[str, Any]) -> None:
-    """Apply nprobe / efSearch through any IDMap wrapper."""
+    """Apply nprobe / efSearch through any IDMap wrapper; other keys are ignored."""
     inner = faiss.downcast_index(index.index) if isinstance(index, faiss.IndexIDMap) else index
-    if "nprobe" in params:
-        faiss.extract_index_ivf(index).nprobe = int(params["nprobe"])
-    if "ef_search" in params and hasattr(inner, "hnsw"):
+    if params.get("nprobe") is not None:
+        try:
+            ivf = faiss.extract_index_ivf(index)
+        except RuntimeError:
+            raise StoreError("nprobe applies to IVF indexes only") from None
+        ivf.nprobe = int(params["nprobe"])
+    if params.get("ef_search") is not None:
+        if not hasattr(inner, "hnsw"):
+            raise StoreError("ef_search applies to HNSW indexes only")
         inner.hnsw.efSearch = int(params["ef_search"])
 
 
@@ -79,7 +85,9 @@ def _gather(chunks: Chunks, rows: np.ndarray, dim: int) -> tuple[np.ndarray, np.
     return out_ids, out
 
 
-def _tune(index: faiss.Index, choice: IndexChoice, probe: RecallProbe, target: float) -> dict[str, Any]:
+def _tune(
+    index: faiss.Index, choice: IndexChoice, probe: RecallProbe, target: float
+) -> dict[str, Any]:
     """Cheapest candidate reaching ``target`` recall.
 
     IVF-PQ recall saturates below 1 (quantisation error), so there the search also stops
@@ -96,7 +104,11 @@ def _tune(index: faiss.Index, choice: IndexChoice, probe: RecallProbe, target: f
         if choice.type == "ivf_pq" and chosen_recall and r - chosen_recall < 0.002:
             break
         chosen, chosen_recall = value, r
-    return {name: chosen, f"tuned_recall_at_{probe.k}": round(chosen_recall, 4), "tune_queries": len(probe.queries)}
+    return {
+        name: chosen,
+        f"tuned_recall_at_{probe.k}": round(chosen_recall, 4),
+        "tune_queries": len(probe.queries),
+    }
 
 
 def build_index(
@@ -119,7 +131,11 @@ def build_index(
         raise StoreError("index use_gpu=true but faiss sees no GPU")
     use_gpu = cfg.use_gpu is not False and gpu_available() and choice.type in ("ivf_flat", "ivf_pq")
     explicit = cfg.nprobe if choice.type.startswith("ivf") else cfg.ef_search
-    tune_q = min(cfg.tune_queries, count) if cfg.target_recall and choice.type != "flat" and explicit is None else 0
+    tune_q = (
+        min(cfg.tune_queries, count)
+        if cfg.target_recall and choice.type != "flat" and explicit is None
+        else 0
+    )
     params = dict(choice.params)
     with omp_threads(cfg.threads):
         index = faiss.index_factory(dim, choice.factory, faiss_metric(metric))
@@ -134,13 +150,19 @@ def build_index(
         probe = None
         if choice.train_size or tune_q:
             rows = sample_rows(count, max(choice.train_size, tune_q), cfg.seed)
-            s_ids, s_vec = _gather(make_chunks(), rows, dim)
-            s_vec = _prepared(s_vec, metric)
+            s_ids, s_vec = _gather(make_chunks(), rows, dim)  # our own buffers: prepare in place
+            if metric == "cosine":
+                faiss.normalize_L2(s_vec)
             perm = np.random.default_rng(cfg.seed + 1).permutation(len(rows))
             if tune_q:
                 probe = RecallProbe(s_vec[perm[:tune_q]], s_ids[perm[:tune_q]], 10, metric)
             if choice.train_size:
-                work.train(np.ascontiguousarray(s_vec[perm[: choice.train_size]]))
+                # k-means ignores order: train on the whole sample without another copy.
+                train = (
+                    s_vec if choice.train_size == len(rows) else s_vec[perm[: choice.train_size]]
+                )
+                work.train(np.ascontiguousarray(train))
+                del train
             del s_ids, s_vec
         added = 0
         for ids, vec in make_chunks():
@@ -203,7 +225,9 @@ def load_index(path: Path, mmap: bool = True) -> faiss.Index:
 class VectorIndex:
     """A loaded index plus what searching it correctly needs (metric, dim, params)."""
 
-    def __init__(self, index: faiss.Index, metric: str, params: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, index: faiss.Index, metric: str, params: dict[str, Any] | None = None
+    ) -> None:
         self.index = index
         self.metric = metric
         self.dim = int(index.d)
@@ -251,4 +275,3 @@ def exact_index(ids: np.ndarray, vectors: np.ndarray, metric: str) -> VectorInde
     if len(ids):
         index.add_with_ids(_prepared(vectors, metric), np.ascontiguousarray(ids, dtype=np.int64))
     return VectorIndex(index, metric)
-

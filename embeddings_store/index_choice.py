@@ -85,7 +85,9 @@ def pq_m_for(dim: int, bytes_per_vector: float) -> int:
     for m in range(cap, 0, -1):
         if dim % m == 0:
             return m
-    raise StoreError(f"memory budget leaves {bytes_per_vector:.1f} bytes per vector: too small for IVF-PQ")
+    raise StoreError(
+        f"memory budget leaves {bytes_per_vector:.1f} bytes per vector: too small for IVF-PQ"
+    )
 
 
 def estimate_bytes(kind: IndexType, count: int, dim: int, params: dict[str, Any]) -> int:
@@ -125,9 +127,17 @@ def choose_index(count: int, dim: int, metric: str, cfg: IndexConfig | None = No
     if kind == "flat":
         return IndexChoice("flat", "IDMap,Flat", 0, estimate_bytes("flat", count, dim, {}))
     if kind == "hnsw":
-        params = {"m": cfg.hnsw_m, "ef_construction": cfg.ef_construction, "ef_search": cfg.ef_search or 64}
+        params = {
+            "m": cfg.hnsw_m,
+            "ef_construction": cfg.ef_construction,
+            "ef_search": cfg.ef_search or 64,
+        }
         return IndexChoice(
-            "hnsw", f"IDMap,HNSW{cfg.hnsw_m},Flat", 0, estimate_bytes("hnsw", count, dim, params), params
+            "hnsw",
+            f"IDMap,HNSW{cfg.hnsw_m},Flat",
+            0,
+            estimate_bytes("hnsw", count, dim, params),
+            params,
         )
     nlist = min(cfg.nlist or nlist_for(count), count)
     nprobe = min(cfg.nprobe or nprobe_for(nlist), nlist)
@@ -135,7 +145,11 @@ def choose_index(count: int, dim: int, metric: str, cfg: IndexConfig | None = No
     if kind == "ivf_flat":
         params = {"nlist": nlist, "nprobe": nprobe}
         return IndexChoice(
-            "ivf_flat", f"IVF{nlist},Flat", train, estimate_bytes("ivf_flat", count, dim, params), params
+            "ivf_flat",
+            f"IVF{nlist},Flat",
+            train,
+            estimate_bytes("ivf_flat", count, dim, params),
+            params,
         )
     fixed = 8 * count + nlist * dim * 4 + (1 << cfg.pq_nbits) * dim * 4
     per_vec = (cfg.memory_budget_bytes - fixed) / count * 8 / cfg.pq_nbits

@@ -134,8 +134,10 @@ class KindDir:
     @contextlib.contextmanager
     def lock(self) -> Iterator[None]:
         """Exclusive per-kind lock; the kernel drops it if the holder dies (even SIGKILL)."""
-        self.path.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            fd = os.open(self.path / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
+        except FileNotFoundError:
+            raise StoreError(f"{self.dataset}/{self.kind}: no such kind in {self.root}") from None
         try:
             fcntl.flock(fd, fcntl.LOCK_EX)
             yield

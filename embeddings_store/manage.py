@@ -64,7 +64,9 @@ def list_kinds(root: Path, dataset: str | None = None) -> list[layout.KindDir]:
     return out
 
 
-def list_versions(root: Path, dataset: str | None = None, kind: str | None = None) -> list[VersionInfo]:
+def list_versions(
+    root: Path, dataset: str | None = None, kind: str | None = None
+) -> list[VersionInfo]:
     """All complete versions, grouped by dataset and kind, oldest first within a kind."""
     rows = []
     for kd in list_kinds(root, dataset):
@@ -88,22 +90,34 @@ def list_versions(root: Path, dataset: str | None = None, kind: str | None = Non
             }
             try:
                 m = load_manifest(kd.version_path(version) / layout.MANIFEST)
-                rows.append(VersionInfo(count=m.count, dim=m.dim, created_at=m.created_at, **common))
+                rows.append(
+                    VersionInfo(count=m.count, dim=m.dim, created_at=m.created_at, **common)
+                )
             except StoreError as e:
-                rows.append(VersionInfo(count=None, dim=None, created_at=None, error=str(e), **common))
+                rows.append(
+                    VersionInfo(count=None, dim=None, created_at=None, error=str(e), **common)
+                )
     return rows
 
 
 def tag(kd: layout.KindDir, version: str, name: str, force: bool = False) -> None:
     """Name a version (e.g. ``paper``); moving an existing tag needs ``force``."""
-    if not layout.TAG_RE.match(name) or name in layout.RESERVED_TAGS or layout.VERSION_RE.match(name):
-        raise StoreError(f"invalid tag {name!r}: letters, digits, '.', '_', '-'; not current/latest")
+    if (
+        not layout.TAG_RE.match(name)
+        or name in layout.RESERVED_TAGS
+        or layout.VERSION_RE.match(name)
+    ):
+        raise StoreError(
+            f"invalid tag {name!r}: letters, digits, '.', '_', '-'; not current/latest"
+        )
     with kd.lock():
         if version not in kd.versions():
             raise StoreError(f"{kd.dataset}/{kd.kind}: no version {version}")
         tags = kd.read_tags()
         if name in tags and tags[name] != version and not force:
-            raise StoreError(f"{kd.dataset}/{kd.kind}: tag {name} already names {tags[name]} (use force)")
+            raise StoreError(
+                f"{kd.dataset}/{kd.kind}: tag {name} already names {tags[name]} (use force)"
+            )
         tags[name] = version
         kd.write_tags(tags)
 
@@ -158,7 +172,9 @@ def gc(kd: layout.KindDir, keep: int = 3, dry_run: bool = False) -> GcReport:
             for p in kd.temp_dirs()
             if p.name.startswith(layout.TRASH_PREFIX) or not layout.writer_is_alive(p)
         ]
-        stale_files = [p for p in kd.path.glob(".*.tmp-*") if p.is_file()] if kd.path.is_dir() else []
+        stale_files = (
+            [p for p in kd.path.glob(".*.tmp-*") if p.is_file()] if kd.path.is_dir() else []
+        )
         cleaned += [p.name for p in stale_files]
         if not dry_run:
             for v in removed:
@@ -218,7 +234,9 @@ def verify(ref: VersionRef) -> VerifyReport:
             if m.index is not None:
                 index = load_index(ref.path / m.index.file, mmap=True)
                 if index.ntotal != m.count or index.d != m.dim:
-                    problems.append(f"index holds {index.ntotal}x{index.d}, manifest {m.count}x{m.dim}")
+                    problems.append(
+                        f"index holds {index.ntotal}x{index.d}, manifest {m.count}x{m.dim}"
+                    )
         except StoreError as e:
             problems.append(str(e))
     return VerifyReport(str(ref), not problems, problems)

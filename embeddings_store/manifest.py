@@ -125,7 +125,9 @@ class Manifest(_Frozen):
     @model_validator(mode="after")
     def _consistent(self) -> Manifest:
         if sum(p.rows for p in self.parts) != self.count:
-            raise ValueError(f"parts hold {sum(p.rows for p in self.parts)} rows, count is {self.count}")
+            raise ValueError(
+                f"parts hold {sum(p.rows for p in self.parts)} rows, count is {self.count}"
+            )
         if self.mean is not None and len(self.mean) != self.dim:
             raise ValueError(f"mean has {len(self.mean)} values, dim is {self.dim}")
         return self

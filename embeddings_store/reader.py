@@ -31,14 +31,18 @@ def _wrap(path: Path, e: Exception) -> StoreError:
     return StoreError(f"{path}: unreadable or truncated Parquet file ({type(e).__name__}: {e})")
 
 
-def open_part(path: Path, dim: int, rows: int | None = None, size: int | None = None) -> pq.ParquetFile:
+def open_part(
+    path: Path, dim: int, rows: int | None = None, size: int | None = None
+) -> pq.ParquetFile:
     """Open one part and check it against what the manifest says (size, schema, rows)."""
     try:
         actual = os.stat(path).st_size
     except FileNotFoundError as e:
         raise StoreError(f"{path}: vectors file missing") from e
     if size is not None and actual != size:
-        raise StoreError(f"{path}: size {actual} bytes, manifest says {size} (truncated or modified)")
+        raise StoreError(
+            f"{path}: size {actual} bytes, manifest says {size} (truncated or modified)"
+        )
     try:
         pf = pq.ParquetFile(path)
     except (pa.ArrowException, OSError) as e:
@@ -58,7 +62,9 @@ def open_part(path: Path, dim: int, rows: int | None = None, size: int | None = 
     return pf
 
 
-def _to_numpy(path: Path, ids: pa.Array, vectors: pa.Array, dim: int) -> tuple[np.ndarray, np.ndarray]:
+def _to_numpy(
+    path: Path, ids: pa.Array, vectors: pa.Array, dim: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Arrow columns → (ids [n] int64, vectors [n, dim] float32), zero-copy views."""
     if isinstance(ids, pa.ChunkedArray):
         ids = ids.combine_chunks()

@@ -41,7 +41,9 @@ def parse_ref(text: str, dataset: str | None = None) -> ParsedRef:
     if len(parts) == 3:
         ds, kind = parts[0], "/".join(parts[1:])
         if dataset is not None and dataset != ds:
-            raise StoreError(f"reference {text!r} names dataset {ds!r} but --dataset is {dataset!r}")
+            raise StoreError(
+                f"reference {text!r} names dataset {ds!r} but --dataset is {dataset!r}"
+            )
     elif len(parts) == 2:
         ds, kind = dataset, body
     else:
@@ -51,8 +53,8 @@ def parse_ref(text: str, dataset: str | None = None) -> ParsedRef:
     if ds is not None:
         layout.check_name(ds, "dataset")
     layout.split_kind(kind)
-    if "@" in text and not selector:
-        raise StoreError(f"invalid reference {text!r}: empty selector after '@'")
+    if "@" in text and not (layout.TAG_RE.match(selector) or layout.VERSION_RE.match(selector)):
+        raise StoreError(f"invalid reference {text!r}: bad selector after '@'")
     return ParsedRef(ds, kind, selector or None)
 
 
@@ -62,7 +64,11 @@ def datasets_with_kind(root: Path, kind: str) -> list[str]:
         return []
     found = []
     for d in sorted(root.iterdir()):
-        if d.is_dir() and layout.NAME_RE.match(d.name) and layout.KindDir(root, d.name, kind).versions():
+        if (
+            d.is_dir()
+            and layout.NAME_RE.match(d.name)
+            and layout.KindDir(root, d.name, kind).versions()
+        ):
             found.append(d.name)
     return found
 

@@ -17,10 +17,11 @@ from embeddings_store.errors import StoreError
 from embeddings_store.index import VectorIndex, exact_index, load_index
 from embeddings_store.index_choice import IndexConfig
 from embeddings_store.manifest import Manifest, ManifestInput, Parent, load_manifest
+from embeddings_store.parts import WriteOptions
 from embeddings_store.reader import DEFAULT_CHUNK_BYTES, IdMap, iter_version, read_ids, read_version
 from embeddings_store.refs import VersionRef, kind_dir, parse_ref, resolve
 from embeddings_store.validate import NanPolicy, check_chunk, check_coverage, check_unique
-from embeddings_store.writer import WriteOptions, array_chunks, write_version
+from embeddings_store.writer import array_chunks, write_version
 
 RefLike = str | VersionRef
 
@@ -125,7 +126,13 @@ class EmbeddingStore:
             code_version=m.code_version,
         )
         return self.write_chunks(
-            src.dataset, src.kind, self.iter_chunks(src), m.dim, info, index=index, set_current=set_current
+            src.dataset,
+            src.kind,
+            self.iter_chunks(src),
+            m.dim,
+            info,
+            index=index,
+            set_current=set_current,
         )
 
     # ---- reading -------------------------------------------------------------------
@@ -169,7 +176,9 @@ class EmbeddingStore:
         """ids ↔ rows of a version (rows are Parquet row order = index insertion order)."""
         return IdMap(self.read_ids(ref))
 
-    def open_index(self, ref: RefLike, mmap: bool = True, exact_fallback: bool = True) -> VectorIndex:
+    def open_index(
+        self, ref: RefLike, mmap: bool = True, exact_fallback: bool = True
+    ) -> VectorIndex:
         """The version's FAISS index (memory-mapped, read-only), or an exact one built in
         memory when the version has none and ``exact_fallback`` is set."""
         r = self.resolve(ref)
@@ -181,7 +190,9 @@ class EmbeddingStore:
             return exact_index(ids, vectors, m.metric)
         index = load_index(r.path / m.index.file, mmap=mmap)
         if index.ntotal != m.count or index.d != m.dim:
-            raise StoreError(f"{r}: index holds {index.ntotal}x{index.d}, manifest {m.count}x{m.dim}")
+            raise StoreError(
+                f"{r}: index holds {index.ntotal}x{index.d}, manifest {m.count}x{m.dim}"
+            )
         return VectorIndex(index, m.index.metric, m.index.params)
 
     # ---- managing ------------------------------------------------------------------

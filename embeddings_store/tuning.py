@@ -40,7 +40,9 @@ class RecallProbe:
 
     def observe(self, ids: np.ndarray, prepared: np.ndarray) -> None:
         """Fold one chunk (ids [n], prepared vectors [n, D]) into the exact results."""
-        dist, rows = faiss.knn(self.queries, prepared, min(self.k + 1, len(prepared)), metric=self.metric)
+        dist, rows = faiss.knn(
+            self.queries, prepared, min(self.k + 1, len(prepared)), metric=self.metric
+        )
         self.heap.add_result(dist, np.where(rows >= 0, ids[np.maximum(rows, 0)], -1))
 
     def _strip_self(self, ids: np.ndarray) -> np.ndarray:
@@ -57,7 +59,10 @@ class RecallProbe:
             self.truth = self._strip_self(self.heap.I)
         _, got = index.search(self.queries, self.k + 1)
         got = self._strip_self(got)
-        hits = [len(np.intersect1d(g[g >= 0], t[t >= 0])) / max(1, (t >= 0).sum()) for g, t in zip(got, self.truth, strict=True)]
+        hits = [
+            len(np.intersect1d(g[g >= 0], t[t >= 0])) / max(1, (t >= 0).sum())
+            for g, t in zip(got, self.truth, strict=True)
+        ]
         return float(np.mean(hits))
 
 

@@ -126,7 +126,9 @@ def check_unique(ids: np.ndarray, where: str) -> None:
     s = np.sort(ids)
     dup = s[1:][s[1:] == s[:-1]]
     if len(dup):
-        raise StoreError(f"{where}: {len(np.unique(dup))} duplicate ids (ids {_sample(np.unique(dup))})")
+        raise StoreError(
+            f"{where}: {len(np.unique(dup))} duplicate ids (ids {_sample(np.unique(dup))})"
+        )
 
 
 def check_coverage(ids: np.ndarray, expected: Any, where: str) -> None:

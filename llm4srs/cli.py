@@ -29,10 +29,8 @@ DataDirOpt = Annotated[Path, typer.Option(help="where raw and prepared datasets 
 
 
 def _mount_store() -> None:
-    try:
-        from llm4srs.store_cli import app as store_app
-    except ImportError:  # the store CLI is optional at import time for partial installs
-        return
+    from llm4srs.store_cli import app as store_app
+
     app.add_typer(store_app, name="store", help="inspect and manage the embeddings store")
 
 
@@ -134,18 +132,15 @@ def _read_rows(path: str):
 
 def main() -> None:
     """Console entry point: one-line errors, exit 2, for every user-input problem."""
+    from embeddings_store.errors import StoreError
     from pipeline.errors import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    user_errors: tuple[type[BaseException], ...] = (InputError,)
+    user_errors = (InputError, StoreError)
     try:
-        from embeddings_store.errors import StoreError
-
-        user_errors = (InputError, StoreError)
-    except ImportError:
-        pass
-    try:
-        app(standalone_mode=False)
+        # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
+        rc = app(standalone_mode=False)
+        sys.exit(rc if isinstance(rc, int) else 0)
     except user_errors as e:
         typer.echo(f"error: {e}", err=True)
         sys.exit(2)

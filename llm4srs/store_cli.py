@@ -26,14 +26,19 @@ app = typer.Typer(
 
 RootOpt = Annotated[
     Path,
-    typer.Option("--root", envvar="LLM4SRS_STORE", help="Store root (env LLM4SRS_STORE).", show_default=True),
+    typer.Option(
+        "--root", envvar="LLM4SRS_STORE", help="Store root (env LLM4SRS_STORE).", show_default=True
+    ),
 ]
 DatasetOpt = Annotated[
     str | None, typer.Option("--dataset", help="Dataset, when the reference leaves it out.")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Machine-readable JSON on stdout.")]
 RefArg = Annotated[
-    str, typer.Argument(help="[dataset/]entity/name[@version|@tag|@current|@latest]", show_default=False)
+    str,
+    typer.Argument(
+        help="[dataset/]entity/name[@version|@tag|@current|@latest]", show_default=False
+    ),
 ]
 KindArg = Annotated[str, typer.Argument(help="[dataset/]entity/name", show_default=False)]
 DEFAULT_ROOT = Path("store")
@@ -76,7 +81,9 @@ def ls(
 
 
 @app.command("show")
-def show(ref: RefArg, root: RootOpt = DEFAULT_ROOT, dataset: DatasetOpt = None, as_json: JsonOpt = False) -> None:
+def show(
+    ref: RefArg, root: RootOpt = DEFAULT_ROOT, dataset: DatasetOpt = None, as_json: JsonOpt = False
+) -> None:
     """Print a version's manifest."""
     with _user_errors():
         store = EmbeddingStore(root)
@@ -93,12 +100,16 @@ def show(ref: RefArg, root: RootOpt = DEFAULT_ROOT, dataset: DatasetOpt = None, 
 @app.command("search")
 def search(
     ref: RefArg,
-    item_id: Annotated[int | None, typer.Option("--id", help="Query with this stored vector's id.")] = None,
+    item_id: Annotated[
+        int | None, typer.Option("--id", help="Query with this stored vector's id.")
+    ] = None,
     vector_file: Annotated[
         Path | None, typer.Option("--vector-file", help=".npy file holding [D] or [Q, D] queries.")
     ] = None,
     k: Annotated[int, typer.Option("-k", "--k", help="Neighbours per query.")] = 10,
-    include_self: Annotated[bool, typer.Option(help="Keep the --id item itself in its results.")] = False,
+    include_self: Annotated[
+        bool, typer.Option(help="Keep the --id item itself in its results.")
+    ] = False,
     nprobe: Annotated[int | None, typer.Option(help="IVF lists to visit (override).")] = None,
     root: RootOpt = DEFAULT_ROOT,
     dataset: DatasetOpt = None,
@@ -150,14 +161,18 @@ def _load_queries(path: Path) -> np.ndarray:
     if arr.ndim == 1:
         arr = arr[None, :]
     if arr.ndim != 2 or not np.issubdtype(arr.dtype, np.floating):
-        raise StoreError(f"{path}: expected a float array of shape [D] or [Q, D], got {arr.dtype} {arr.shape}")
+        raise StoreError(
+            f"{path}: expected a float array of shape [D] or [Q, D], got {arr.dtype} {arr.shape}"
+        )
     return arr.astype(np.float32, copy=False)
 
 
 @app.command("rollback")
 def rollback(
     kind: KindArg,
-    to: Annotated[str | None, typer.Option(help="Version id, tag or 'latest' (default: the previous one).")] = None,
+    to: Annotated[
+        str | None, typer.Option(help="Version id, tag or 'latest' (default: the previous one).")
+    ] = None,
     root: RootOpt = DEFAULT_ROOT,
     dataset: DatasetOpt = None,
 ) -> None:
@@ -171,8 +186,12 @@ def rollback(
 
 @app.command("gc")
 def gc(
-    kind: Annotated[str | None, typer.Argument(help="[dataset/]entity/name; default: every kind.")] = None,
-    keep: Annotated[int, typer.Option(help="Newest versions to keep (plus CURRENT and tagged).")] = 3,
+    kind: Annotated[
+        str | None, typer.Argument(help="[dataset/]entity/name; default: every kind.")
+    ] = None,
+    keep: Annotated[
+        int, typer.Option(help="Newest versions to keep (plus CURRENT and tagged).")
+    ] = 3,
     dry_run: Annotated[bool, typer.Option("--dry-run", help="Only report what would go.")] = False,
     root: RootOpt = DEFAULT_ROOT,
     dataset: DatasetOpt = None,
@@ -191,13 +210,17 @@ def gc(
         return
     verb = "would remove" if dry_run else "removed"
     for name, r in reports.items():
-        typer.echo(f"{name}: {verb} {len(r.removed)} version(s), kept {len(r.kept)}, cleaned {len(r.cleaned)}")
+        typer.echo(
+            f"{name}: {verb} {len(r.removed)} version(s), kept {len(r.kept)}, cleaned {len(r.cleaned)}"
+        )
         for v in r.removed:
             typer.echo(f"  - {v}")
 
 
 @app.command("verify")
-def verify(ref: RefArg, root: RootOpt = DEFAULT_ROOT, dataset: DatasetOpt = None, as_json: JsonOpt = False) -> None:
+def verify(
+    ref: RefArg, root: RootOpt = DEFAULT_ROOT, dataset: DatasetOpt = None, as_json: JsonOpt = False
+) -> None:
     """Recompute checksums and re-check counts, ids and index; exit 1 on any problem."""
     with _user_errors():
         store = EmbeddingStore(root)

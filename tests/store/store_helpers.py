@@ -16,7 +16,9 @@ def make_data(n: int, dim: int, seed: int = 0, clusters: int = 0) -> tuple[np.nd
     ids = 1000 + 7 * np.arange(n, dtype=np.int64)
     if clusters:
         centres = rng.standard_normal((clusters, dim)).astype(np.float32)
-        x = centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal((n, dim), dtype=np.float32)
+        x = centres[rng.integers(0, clusters, n)] + 0.3 * rng.standard_normal(
+            (n, dim), dtype=np.float32
+        )
     else:
         x = rng.standard_normal((n, dim), dtype=np.float32)
     return ids, np.ascontiguousarray(x, dtype=np.float32)

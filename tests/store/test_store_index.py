@@ -7,7 +7,14 @@ import numpy as np
 import pytest
 from store_helpers import make_data
 
-from embeddings_store import EmbeddingStore, IndexConfig, ManifestInput, StoreError, choose_index, kmeans
+from embeddings_store import (
+    EmbeddingStore,
+    IndexConfig,
+    ManifestInput,
+    StoreError,
+    choose_index,
+    kmeans,
+)
 from embeddings_store.index_choice import nlist_for, nprobe_for, pq_m_for
 
 GiB = 1 << 30
@@ -69,13 +76,17 @@ CONFIGS = {
     "flat": IndexConfig(type="flat"),
     "hnsw": IndexConfig(type="hnsw", hnsw_m=8, ef_construction=32),
     "ivf_flat": IndexConfig(type="ivf_flat", nlist=16),
-    "ivf_pq": IndexConfig(type="ivf_pq", nlist=8, pq_m=8, pq_nbits=6),
+    "ivf_pq": IndexConfig(
+        type="ivf_pq", nlist=8, pq_m=16, pq_nbits=4
+    ),  # small codebooks train fast
 }
 
 
 @pytest.mark.parametrize("name", list(CONFIGS))
 @pytest.mark.parametrize("metric", ["ip", "cosine", "l2"])
-def test_search_returns_ids_not_positions(store: EmbeddingStore, minput: ManifestInput, name: str, metric: str) -> None:
+def test_search_returns_ids_not_positions(
+    store: EmbeddingStore, minput: ManifestInput, name: str, metric: str
+) -> None:
     ids, x = make_data(3_000, 16, seed=3, clusters=30)
     x /= np.linalg.norm(x, axis=1, keepdims=True)  # so every metric ranks a vector first for itself
     info = minput.model_copy(update={"metric": metric})
@@ -93,7 +104,9 @@ def test_search_returns_ids_not_positions(store: EmbeddingStore, minput: Manifes
         assert np.mean(got[:, 0] == ids[:50]) >= 0.95
 
 
-def test_exact_search_matches_brute_force_and_missing_slots_are_minus_one(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_exact_search_matches_brute_force_and_missing_slots_are_minus_one(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(7, 4, seed=5)
     ref = store.write("ds", "items/x", ids, x, minput, index=IndexConfig(type="flat"))
     got, scores = store.open_index(ref).search(x[2], 10)  # 1-D query, k > N
@@ -103,7 +116,9 @@ def test_exact_search_matches_brute_force_and_missing_slots_are_minus_one(store:
     assert np.allclose(scores[0, :7], (x @ x[2])[order], rtol=1e-5)
 
 
-def test_version_without_index_searches_exactly(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_version_without_index_searches_exactly(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(200, 8, seed=6)
     ref = store.write("ds", "items/x", ids, x, minput.model_copy(update={"metric": "l2"}))
     got, _ = store.open_index(ref).search(x[:3], 1)
@@ -112,9 +127,13 @@ def test_version_without_index_searches_exactly(store: EmbeddingStore, minput: M
         store.open_index(ref, exact_fallback=False)
 
 
-def test_index_is_memory_mapped_and_batched_search_is_consistent(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_index_is_memory_mapped_and_batched_search_is_consistent(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(2_000, 16, seed=7, clusters=20)
-    ref = store.write("ds", "items/x", ids, x, minput, index=IndexConfig(type="ivf_flat", nlist=16, nprobe=16))
+    ref = store.write(
+        "ds", "items/x", ids, x, minput, index=IndexConfig(type="ivf_flat", nlist=16, nprobe=16)
+    )
     mapped = store.open_index(ref, mmap=True)
     loaded = store.open_index(ref, mmap=False)
     a, sa = mapped.search(x[:300], 5, batch_size=7)
@@ -122,27 +141,37 @@ def test_index_is_memory_mapped_and_batched_search_is_consistent(store: Embeddin
     assert np.array_equal(a, b) and np.allclose(sa, sb)
 
 
-def test_build_tunes_nprobe_to_the_recall_target(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_build_tunes_nprobe_to_the_recall_target(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(6_000, 16, seed=8, clusters=40)
     cfg = IndexConfig(type="ivf_flat", nlist=64, target_recall=0.95, tune_queries=100)
     m = store.manifest(store.write("ds", "items/x", ids, x, minput, index=cfg))
     assert m.index is not None
     p = m.index.params
     assert 1 <= p["nprobe"] <= 64 and p["tuned_recall_at_10"] >= 0.95 and p["tune_queries"] == 100
-    fixed = store.manifest(store.write("ds", "items/y", ids, x, minput, index=cfg.model_copy(update={"nprobe": 3})))
+    fixed = store.manifest(
+        store.write("ds", "items/y", ids, x, minput, index=cfg.model_copy(update={"nprobe": 3}))
+    )
     assert fixed.index is not None and fixed.index.params == {"nlist": 64, "nprobe": 3}
 
 
-def test_search_parameter_override_and_bad_queries(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_search_parameter_override_and_bad_queries(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(1_000, 8, seed=9)
     info = minput.model_copy(update={"metric": "l2"})
-    ref = store.write("ds", "items/x", ids, x, info, index=IndexConfig(type="ivf_flat", nlist=8, nprobe=1))
+    ref = store.write(
+        "ds", "items/x", ids, x, info, index=IndexConfig(type="ivf_flat", nlist=8, nprobe=1)
+    )
     index = store.open_index(ref)
     full, _ = index.search(x[:20], 3, nprobe=8)  # exhaustive for this call only
     assert full[:, 0].tolist() == ids[:20].tolist()
     assert faiss.extract_index_ivf(index.index).nprobe == 1
     with pytest.raises(StoreError, match="shape"):
         index.search(x[:2, :4], 3)
+    with pytest.raises(StoreError, match="HNSW"):
+        index.search(x[:2], 3, ef_search=10)
     with pytest.raises(StoreError, match="NaN"):
         index.search(np.full((1, 8), np.nan, np.float32), 3)
 
@@ -151,7 +180,9 @@ def test_search_parameter_override_and_bad_queries(store: EmbeddingStore, minput
 @pytest.mark.skipif(faiss.get_num_gpus() == 0, reason="faiss sees no GPU")
 def test_gpu_build_is_saved_as_cpu_index(store: EmbeddingStore, minput: ManifestInput) -> None:
     ids, x = make_data(5_000, 32, seed=10, clusters=20)
-    ref = store.write("ds", "items/x", ids, x, minput, index=IndexConfig(type="ivf_flat", nlist=32, use_gpu=True))
+    ref = store.write(
+        "ds", "items/x", ids, x, minput, index=IndexConfig(type="ivf_flat", nlist=32, use_gpu=True)
+    )
     m = store.manifest(ref)
     assert m.index is not None and m.index.gpu
     got, _ = store.open_index(ref).search(x[:10], 1)

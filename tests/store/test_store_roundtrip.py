@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 
 import numpy as np
@@ -24,7 +25,9 @@ def test_write_read_bitwise(store: EmbeddingStore, minput: ManifestInput, dim: i
     assert store.resolve("ds/items/x@current") == ref
 
 
-def test_single_row_group_read_is_zero_copy_and_read_only(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_single_row_group_read_is_zero_copy_and_read_only(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(50, 16)
     ref = store.write("ds", "items/x", ids, x, minput)
     _, got = store.read(ref)
@@ -35,17 +38,19 @@ def test_single_row_group_read_is_zero_copy_and_read_only(store: EmbeddingStore,
 
 
 @pytest.mark.parametrize("dim", [3, 64])
-def test_chunked_write_many_row_groups_and_parts(store: EmbeddingStore, minput: ManifestInput, dim: int) -> None:
+def test_chunked_write_many_row_groups_and_parts(
+    store: EmbeddingStore, minput: ManifestInput, dim: int
+) -> None:
     ids, x = make_data(1000, dim, seed=1)
     row_bytes = dim * 4 + 8
     opts = WriteOptions(row_group_bytes=row_bytes * 64, part_bytes=row_bytes * 64 * 3)
     sizes = [1, 2, 97, 300, 0, 150, 450]  # ragged chunks, one empty
     bounds = np.cumsum([0, *sizes])
     assert bounds[-1] == 1000
-    chunks = ((ids[a:b], x[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True))
+    chunks = ((ids[a:b], x[a:b]) for a, b in itertools.pairwise(bounds))
     ref = store.write_chunks("ds", "items/x", chunks, dim, minput, options=opts)
     m = store.manifest(ref)
-    assert len(m.parts) == 6 and [p.file for p in m.parts][0] == "vectors-00000.parquet"
+    assert len(m.parts) == 6 and m.parts[0].file == "vectors-00000.parquet"
     assert sum(p.rows for p in m.parts) == m.count == 1000
     got_ids, got = store.read(ref)
     assert np.array_equal(got_ids, ids) and same_bits(got, x)
@@ -55,7 +60,9 @@ def test_chunked_write_many_row_groups_and_parts(store: EmbeddingStore, minput: 
     assert same_bits(np.concatenate([v for _, v in streamed]), x)
 
 
-def test_streaming_producer_may_reuse_its_buffers(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_streaming_producer_may_reuse_its_buffers(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(500, 8, seed=2)
     buf_ids, buf_x = np.empty(70, np.int64), np.empty((70, 8), np.float32)
 
@@ -76,7 +83,13 @@ def test_float64_input_is_cast_and_manifest_complete(store: EmbeddingStore) -> N
     mean = [0.5] * 5
     info = ManifestInput(
         dataset_fingerprint="abc",
-        producer=Producer(generator="semantic", model_id="smollm2", model_file_hash="h1", prompt_template="{title}", config={"pool": "mean"}),
+        producer=Producer(
+            generator="semantic",
+            model_id="smollm2",
+            model_file_hash="h1",
+            prompt_template="{title}",
+            config={"pool": "mean"},
+        ),
         metric="cosine",
         centered=True,
         mean=mean,
@@ -87,8 +100,20 @@ def test_float64_input_is_cast_and_manifest_complete(store: EmbeddingStore) -> N
     _, got = store.read(ref)
     assert same_bits(got, x)  # float32 -> float64 -> float32 is exact
     m = store.manifest(ref)
-    assert (m.dataset.name, m.dataset.fingerprint, m.entity, m.kind) == ("ml", "abc", "items", "items/semantic")
-    assert (m.dim, m.count, m.dtype, m.metric, m.centered, m.mean) == (5, 40, "float32", "cosine", True, mean)
+    assert (m.dataset.name, m.dataset.fingerprint, m.entity, m.kind) == (
+        "ml",
+        "abc",
+        "items",
+        "items/semantic",
+    )
+    assert (m.dim, m.count, m.dtype, m.metric, m.centered, m.mean) == (
+        5,
+        40,
+        "float32",
+        "cosine",
+        True,
+        mean,
+    )
     assert m.producer.config == {"pool": "mean"} and m.parents[0].kind == "items/sasrec-id"
     assert m.metrics == {"loss": 0.25} and m.code_version and m.created_at.endswith("Z")
     for name, info_ in m.files.items():
@@ -119,7 +144,9 @@ def test_nan_policy_drop_records_dropped_ids(store: EmbeddingStore, minput: Mani
     assert m.dropped_count == 2 and m.dropped_ids_sample == [int(ids[4]), int(ids[9])]
 
 
-def test_every_write_is_a_new_immutable_version(store: EmbeddingStore, minput: ManifestInput) -> None:
+def test_every_write_is_a_new_immutable_version(
+    store: EmbeddingStore, minput: ManifestInput
+) -> None:
     ids, x = make_data(10, 2)
     r1 = store.write("ds", "items/x", ids, x, minput)
     r2 = store.write("ds", "items/x", ids, x + 1, minput)
