@@ -44,6 +44,9 @@ test-gpu: $(STAMP) ## only the GPU-marked tests (on a machine with CUDA)
 srs: $(STAMP) ## prepare DATASET and train+evaluate the ID-only backbones
 	$(BIN)/llm4srs train --dataset $(DATASET) --backbone sasrec,gru4rec,bert4rec --seeds $(SEEDS)
 
+embeddings: $(STAMP) ## stage 1 on DATASET: every built generator into ./store
+	$(BIN)/llm4srs embed all --dataset $(DATASET)
+
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check pipeline models embeddings_store flows llm4srs tests bench
 

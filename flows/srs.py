@@ -11,22 +11,13 @@ from pathlib import Path
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
-from prefect.cache_policies import NO_CACHE
 
+from flows.common import prepare
 from pipeline.config import load_train_config
-from pipeline.data.config import resolve_dataset
 from pipeline.data.dataset import Dataset
-from pipeline.data.prepare import prepare_dataset
 from pipeline.results import markdown, write_table
 from pipeline.split import leave_one_out
 from pipeline.train import train_srs
-
-
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5,
-      retry_condition_fn=lambda task, run, state: isinstance(state.result(raise_on_failure=False), OSError))
-def prepare(dataset: str, data_dir: str, force: bool = False) -> str:
-    """Prepare (or reuse) the dataset; returns its folder."""
-    return str(prepare_dataset(resolve_dataset(dataset), Path(data_dir), force=force).path)
 
 
 def _train_key(context, params) -> str:

@@ -118,6 +118,38 @@ def train(
         typer.echo(f"\nrows: {out}")
 
 
+GENERATORS = ("sasrec-id",)
+
+
+@app.command()
+def embed(
+    generators: Annotated[str, typer.Argument(help=f"'all' or a comma list of {', '.join(GENERATORS)}")] = "all",
+    dataset: DatasetOpt = "movielens-100k",
+    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
+    set_: Annotated[list[str], typer.Option("--set", help="SASRec override for sasrec-id, e.g. --set epochs=50")] = [],  # noqa: B006
+    data_dir: DataDirOpt = Path("data"),
+    runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print {kind: version} as JSON")] = False,
+) -> None:
+    """Stage 1: write item/user embeddings to the store (Prefect flow `embeddings`)."""
+    from pipeline.config import load_train_config
+    from pipeline.data.config import resolve_dataset
+
+    chosen = list(GENERATORS) if generators == "all" else _csv(generators)
+    unknown = [g for g in chosen if g not in GENERATORS]
+    if unknown or not chosen:
+        raise _usage(f"unknown generator {', '.join(unknown) or '(none)'}; choose from all, {', '.join(GENERATORS)}")
+    overrides = _parse_sets(set_)
+    resolve_dataset(dataset)
+    load_train_config("sasrec", overrides)
+
+    from flows.embeddings import embeddings_flow
+
+    refs = embeddings_flow(dataset=dataset, generators=chosen, sasrec_overrides=overrides,
+                           data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir))
+    typer.echo(json.dumps(refs) if as_json else "\n".join(f"{k}: {v}" for k, v in refs.items()))
+
+
 def _yaml_overrides(path: Path) -> dict:
     import yaml
 

@@ -34,6 +34,9 @@ class TrainConfig(BaseModel):
     eval_every: int = Field(1, ge=1)
     threads: int | None = None  # torch intra-op threads; None = torch's default
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
+    # bf16 autocast of the forward pass (fp32 weights and softmax): ~1.8× faster on CPUs with
+    # AVX512-BF16/AMX and on GPUs; off reproduces fp32 exactly.
+    bf16: bool = False
     neg_seed: int = 0  # seed of the fixed sampled-ranking negatives (not the training seed)
 
     def config_hash(self) -> str:

@@ -22,6 +22,8 @@ from pipeline.errors import InputError
 ID_COLUMNS = ("item_id", "raw_id")
 # Values that carry no information and would only teach the encoder the word "unknown".
 NULL_LIKE = frozenset({"", "nan", "none", "null", "unknown", "n/a", "na"})
+# Block tags separate words, inline ones (<b>, <i>, <span>) may sit inside a word.
+_BLOCK_TAG = re.compile(r"</?(?:p|br|div|li|ul|ol|tr|td|th|h[1-6]|table)\b[^>]{0,200}>", re.I)
 _TAG = re.compile(r"<[^>]{0,200}>")
 _SPACE = re.compile(r"\s+")
 
@@ -48,7 +50,7 @@ class PromptConfig(BaseModel):
     attributes: tuple[str, ...] | None = None  # columns, in order; None = all text columns
     labels: dict[str, str] = {}  # column -> key shown; default: the column, "_" -> " "
     item_type: str = "item"  # "movie", "product", … used by templates
-    instruction: str = ""  # optional first line, e.g. "A {item_type} with these attributes:"
+    instruction: str = "A {item_type} with these attributes:"  # first line; "" for none
     kv_template: str = "{key} is {value}"
     separator: str = "; "
     separator_replacement: str = ","  # replaces the separator's mark inside values
@@ -80,7 +82,7 @@ def clean_value(value: object, max_chars: int, sep_mark: str = ";",
     if isinstance(value, list | tuple | np.ndarray | pl.Series):
         parts = [clean_value(v, max_chars, sep_mark, replacement) for v in value]
         value = ", ".join(p for p in parts if p)
-    text = _TAG.sub(" ", html.unescape(str(value)))
+    text = _TAG.sub("", _BLOCK_TAG.sub(" ", html.unescape(str(value))))
     if sep_mark:
         text = text.replace(sep_mark, replacement)
     text = _SPACE.sub(" ", text).strip()

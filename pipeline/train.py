@@ -162,7 +162,8 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
         else:
             batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce)
         device = next(model.parameters()).device
-        loss = model.loss({k: v.to(device, non_blocking=True) for k, v in batch.items()})
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            loss = model.loss({k: v.to(device, non_blocking=True) for k, v in batch.items()})
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

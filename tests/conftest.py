@@ -16,7 +16,7 @@ def synthetic_dataset(tmp_path_factory: pytest.TempPathFactory):
     from pipeline.data.config import DataConfig
     from pipeline.data.prepare import prepare_dataset
 
-    cfg = DataConfig(source="synthetic", synthetic={"users": 200, "items": 300, "seed": 0})
+    cfg = DataConfig(source="synthetic", synthetic={"users": 200, "items": 500, "seed": 0})
     return prepare_dataset(cfg, tmp_path_factory.mktemp("data"))
 
 

@@ -1,0 +1,54 @@
+"""Stage 1 flows: item (and user) embeddings into the versioned store.
+
+One flow per generator plus the umbrella `embeddings` flow. Tasks pass dataset folders and
+store references; each generator task is cached on content (dataset fingerprint + resolved
+config), so an unchanged re-run does no heavy work.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact
+
+from embeddings_store import EmbeddingStore
+from flows.common import prepare
+from pipeline.config import load_train_config
+from pipeline.data.dataset import Dataset
+from pipeline.embed.sasrec_id import write_sasrec_id
+from pipeline.split import leave_one_out
+
+
+def _sasrec_key(context, params) -> str:
+    ds = Dataset.load(Path(params["dataset_path"]))
+    cfg = load_train_config("sasrec", params["overrides"])
+    return f"sasrec-id-{ds.fingerprint}-{cfg.config_hash()}-s{cfg.seed}-{params['store_root']}"
+
+
+@task(cache_key_fn=_sasrec_key, persist_result=True)
+def sasrec_id(dataset_path: str, overrides: dict, store_root: str, runs_dir: str) -> str:
+    """Train SASRec and store its item table as `items/sasrec-id`; returns the version ref."""
+    ds = Dataset.load(Path(dataset_path))
+    cfg = load_train_config("sasrec", overrides)
+    run_dir = Path(runs_dir) / ds.name / f"sasrec-id-{cfg.config_hash()}-s{cfg.seed}"
+    ref = write_sasrec_id(ds, leave_one_out(ds, neg_seed=cfg.neg_seed), cfg, run_dir,
+                          EmbeddingStore(store_root))
+    get_run_logger().info("wrote %s", ref)
+    return str(ref)
+
+
+@flow(name="embeddings")
+def embeddings_flow(dataset: str = "movielens-100k", generators: list[str] = ["sasrec-id"],  # noqa: B006
+                    sasrec_overrides: dict | None = None, data_dir: str = "data",
+                    store_root: str = "store", runs_dir: str = "runs") -> dict[str, str]:
+    """Run the chosen generators; returns {kind: version ref}."""
+    path = prepare(dataset, data_dir)
+    refs: dict[str, str] = {}
+    if "sasrec-id" in generators:
+        refs["items/sasrec-id"] = sasrec_id(path, sasrec_overrides or {}, store_root, runs_dir)
+    lines = [f"## Embeddings for {Dataset.load(Path(path)).name}", "",
+             "| kind | version |", "|---|---|"]
+    lines += [f"| `{kind}` | `{ref}` |" for kind, ref in refs.items()]
+    create_markdown_artifact("\n".join(lines), key="embeddings", description="store versions")
+    return refs
