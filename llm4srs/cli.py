@@ -118,7 +118,7 @@ def train(
         typer.echo(f"\nrows: {out}")
 
 
-GENERATORS = ("sasrec-id",)
+GENERATORS = ("semantic", "sasrec-id")
 
 
 @app.command()
@@ -126,6 +126,7 @@ def embed(
     generators: Annotated[str, typer.Argument(help=f"'all' or a comma list of {', '.join(GENERATORS)}")] = "all",
     dataset: DatasetOpt = "movielens-100k",
     store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
+    model: Annotated[str, typer.Option(help="LLM: smollm2 | minilm | HF id | folder | .gguf file")] = "smollm2",
     set_: Annotated[list[str], typer.Option("--set", help="SASRec override for sasrec-id, e.g. --set epochs=50")] = [],  # noqa: B006
     data_dir: DataDirOpt = Path("data"),
     runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators")] = Path("runs"),
@@ -145,7 +146,11 @@ def embed(
 
     from flows.embeddings import embeddings_flow
 
+    from models.llm import LLMSpec
+
+    semantic_cfg = {"model": LLMSpec(source=model).model_dump(mode="json")}
     refs = embeddings_flow(dataset=dataset, generators=chosen, sasrec_overrides=overrides,
+                           semantic_config=semantic_cfg,
                            data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir))
     typer.echo(json.dumps(refs) if as_json else "\n".join(f"{k}: {v}" for k, v in refs.items()))
 
@@ -165,10 +170,11 @@ def _read_rows(path: str):
 def main() -> None:
     """Console entry point: one-line errors, exit 2, for every user-input problem."""
     from embeddings_store.errors import StoreError
+    from models.llm.errors import ModelLoadError
     from pipeline.errors import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
-    user_errors = (InputError, StoreError)
+    user_errors = (InputError, StoreError, ModelLoadError)
     try:
         # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
         rc = app(standalone_mode=False)

@@ -71,12 +71,14 @@ def popularity_scorer(split: Split) -> Scorer:
 
 def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = False,
               on_epoch_end: Callable[[int, float], None] | None = None,
-              item_emb: ItemEmbedding | None = None, progress: bool = True) -> RunResult:
+              item_emb: ItemEmbedding | None = None, progress: bool = True,
+              aux_loss: Callable[[SequentialRecommender], torch.Tensor] | None = None) -> RunResult:
     """Train cfg.backbone on split.train, select on validation, evaluate on test.
 
     run_dir receives config.json, last.pt (every epoch), best.pt and result.json. With
     `resume`, training continues from last.pt with its RNG state, so it ends where an
-    uninterrupted run would.
+    uninterrupted run would. `item_emb` replaces the ID table (frozen LLM tables, adapters);
+    `aux_loss(model)` is added to every step's loss (e.g. LLMEmb's alignment term).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -88,7 +90,8 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     gen = checkpoint.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     model = build_model(cfg, split.n_items, item_emb).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    params = [p for p in model.parameters() if p.requires_grad]  # frozen tables stay out
+    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0}
     best_weights = copy.deepcopy(model.state_dict())
     last = run_dir / "last.pt"
@@ -106,7 +109,7 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     while state["epoch"] < cfg.epochs and state["bad"] < cfg.patience:
         start = time.perf_counter()
         model.train()
-        loss = _run_epoch(model, opt, trainable, cfg, gen, progress, state["epoch"] + 1)
+        loss = _run_epoch(model, opt, trainable, cfg, gen, progress, state["epoch"] + 1, aux_loss)
         state["epoch"] += 1
         if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
             model.eval()
@@ -142,7 +145,8 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
 
 
 def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: list[np.ndarray],
-               cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int) -> float:
+               cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int,
+               aux_loss: Callable[[SequentialRecommender], torch.Tensor] | None = None) -> float:
     n_items, bce = model.n_items, cfg.model.loss == "bce"
     rows: list[np.ndarray] = seqs
     last_only = torch.zeros(0, dtype=torch.bool)
@@ -164,6 +168,8 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             loss = model.loss({k: v.to(device, non_blocking=True) for k, v in batch.items()})
+            if aux_loss is not None:
+                loss = loss + aux_loss(model)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -63,7 +63,7 @@ class LLMSpec(BaseModel):
             return
         path = Path(src).expanduser()
         if looks_like_path(src) and not path.exists():
-            raise ModelLoadError(f"model path {path} does not exist")
+            raise ModelLoadError(f"model path {src} does not exist")
         if src.endswith(".gguf") and not path.is_file():
             raise ModelLoadError(f"GGUF model {path} is not a file")
 
@@ -71,12 +71,12 @@ class LLMSpec(BaseModel):
     def short_name(self) -> str:
         """`smollm2`, `minilm`, or the last path/id component, made safe for folder names."""
         if self.name:
-            return _safe(self.name)
+            return safe_name(self.name)
         if self.source in PACKAGED:
             return self.source
         stem = Path(self.source.rstrip("/")).name
-        return _safe(stem.removesuffix(".gguf"))
+        return safe_name(stem.removesuffix(".gguf"))
 
 
-def _safe(text: str) -> str:
+def safe_name(text: str) -> str:
     return re.sub(r"[^a-z0-9._-]+", "-", text.lower()).strip("-") or "model"

@@ -1,6 +1,8 @@
 """Stage-1 embedding generators: plain functions from a dataset and a model to vectors.
 
-Writing to the store is the flows' job; nothing here imports the store or Prefect.
+The semantic generator returns arrays and a JSON-ready info dict and leaves writing them
+to its caller (a flow); nothing here imports Prefect. Importing this package stays cheap:
+torch/transformers load only when a model is.
 """
 
 from __future__ import annotations

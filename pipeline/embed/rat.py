@@ -1,0 +1,149 @@
+"""LLMEmb stage 2, RAT: adapt the frozen SCFT vectors to recommendation (METHODS.md §4.4).
+
+The SCFT vectors are PCA'd and frozen; a two-layer linear adapter maps them to the
+backbone's dim and trains jointly with a SASRec on the next-item loss plus α times a
+soft-target contrastive alignment (τ = 2, fixed) between the adapter's vector of an item
+and the frozen `items/sasrec-id` teacher's vector of the same item. The adapted table,
+adapter(PCA(SCFT)) for items 1..N, is written as `items/llmemb-rat`.
+
+Which items are aligned each step: the paper takes the batch's target items (duplicates
+included). `train_srs` hands its auxiliary loss the model but not the batch, so
+`AlignmentLoss` draws the same number of ids from the *training* popularity instead, the
+distribution those targets follow, duplicates included; it takes the batch's targets
+directly when a caller passes one (`align(model, batch)`).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import torch
+from pydantic import BaseModel, ConfigDict, Field
+
+from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, VersionRef
+from models.item_emb import FrozenAdapterEmbedding
+from models.losses import SoftContrastiveLoss
+from models.srs import SequentialRecommender
+from pipeline import checkpoint
+from pipeline.config import TrainConfig, load_train_config
+from pipeline.data.dataset import Dataset
+from pipeline.embed.init_table import DEFAULT_PCA_DIM, item_embedding_from_store
+from pipeline.errors import InputError
+from pipeline.evaluate import pick
+from pipeline.split import Split
+from pipeline.train import build_model, train_srs
+
+KIND = "items/llmemb-rat"
+SCFT_KIND = "items/llmemb-scft"
+TEACHER_KIND = "items/sasrec-id"
+
+
+class RatConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    backbone: Literal["sasrec", "gru4rec", "bert4rec"] = "sasrec"
+    srs_overrides: dict = {}  # dotted keys over configs/srs/<backbone>.yaml
+    pca_dim: int | None = None  # None: min(H, N, 256)
+    alpha: float = Field(0.01, ge=0)  # 0 = the "w/o alignment" ablation
+    tau: float = Field(2.0, gt=0)
+    align_items: int = Field(256, ge=2)  # ids aligned per step when no batch is given
+    align_seed: int = 0
+
+    def train_config(self) -> TrainConfig:
+        return load_train_config(self.backbone, self.srs_overrides)
+
+
+class AlignmentLoss:
+    """α · SoftContrastive_τ(teacher[ids], item_emb(ids)), a callable for train_srs.
+
+    The teacher table is a plain tensor outside the model: the optimiser never sees it and
+    it gets no gradient. The loss's τ is a fixed buffer (METHODS.md §4.4).
+    """
+
+    def __init__(self, teacher: torch.Tensor, popularity: np.ndarray, cfg: RatConfig) -> None:
+        self.teacher = teacher.detach().float()  # [N+1, D], row 0 unused
+        weights = torch.as_tensor(popularity, dtype=torch.float64).clone()  # [N+1]
+        weights[0] = 0.0
+        if weights.sum() <= 0:
+            weights[1:] = 1.0
+        self.weights = weights
+        self.alpha, self.n = cfg.alpha, cfg.align_items
+        self.loss = SoftContrastiveLoss(tau=cfg.tau, learnable_tau=False)
+        self.gen = torch.Generator().manual_seed(cfg.align_seed)
+
+    def sample(self) -> torch.Tensor:
+        return torch.multinomial(self.weights, self.n, replacement=True, generator=self.gen)  # [n]
+
+    def __call__(self, model: SequentialRecommender,
+                 batch: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
+        if batch is not None:
+            target = batch["target"]
+            ids = target[target > 0].cpu()  # [M], duplicates kept
+        else:
+            ids = self.sample()
+        device = next(model.parameters()).device
+        adapted = model.item_emb(ids.to(device))  # [n, D], gradients reach the adapter
+        teacher = self.teacher[ids].to(device)  # [n, D], constant
+        return self.alpha * self.loss.compute_loss_from_embeddings(teacher, adapted)
+
+
+def _table(store: EmbeddingStore, ref: str | VersionRef, dataset: Dataset, n_items: int) -> tuple[VersionRef, np.ndarray]:
+    """A catalogue-covering version as [N, D] rows in id order (row i-1 ↔ item i)."""
+    r = store.resolve(ref, dataset=dataset.name)
+    ids, vectors = store.read(r)
+    if len(ids) != n_items or not np.array_equal(np.sort(ids), np.arange(1, n_items + 1)):
+        raise InputError(f"{r}: ids must cover items 1..{n_items}, has {len(ids)} rows")
+    return r, np.asarray(vectors, dtype=np.float32)[np.argsort(ids)]
+
+
+def run_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStore, run_dir: Path,
+            resume: bool = False, scft_ref: str | VersionRef = SCFT_KIND,
+            teacher_ref: str | VersionRef = TEACHER_KIND) -> tuple[np.ndarray, dict]:
+    """Train RAT on split.train; returns (adapted vectors [N, D] of the best epoch, info)."""
+    train_cfg = cfg.train_config()
+    dim = train_cfg.model.dim
+    scft, llm = _table(store, scft_ref, dataset, split.n_items)  # [N, H]
+    teacher_v, teacher = _table(store, teacher_ref, dataset, split.n_items)  # [N, Dt]
+    if teacher.shape[1] != dim:
+        raise InputError(f"{teacher_v} has dim {teacher.shape[1]} but the {cfg.backbone} "
+                         f"backbone has dim {dim}: retrain the teacher or set model.dim={teacher.shape[1]}")
+    pca_dim = cfg.pca_dim or min(llm.shape[1], llm.shape[0], DEFAULT_PCA_DIM)
+    item_emb = item_embedding_from_store(llm, "frozen_adapter", dim, pca_dim)
+    assert isinstance(item_emb, FrozenAdapterEmbedding)
+    teacher_t = torch.from_numpy(np.concatenate([np.zeros((1, dim), np.float32), teacher]))
+    # Popularity of *training* items only: validation and test targets never shape RAT.
+    align = AlignmentLoss(teacher_t, split.train_item_counts(), cfg) if cfg.alpha > 0 else None
+    result = train_srs(split, train_cfg, run_dir, resume=resume, item_emb=item_emb, aux_loss=align)
+    model = build_model(train_cfg, split.n_items, item_emb)
+    model.load_state_dict(checkpoint.load(run_dir / "best.pt")["model"])
+    with torch.no_grad():
+        vectors = item_emb.item_vectors().float().numpy()  # [N, D]
+    info = {
+        "scft": scft, "teacher": teacher_v, "pca_dim": int(item_emb.frozen.shape[1]),
+        "train_config": train_cfg.model_dump(mode="json"),
+        "valid_full_ndcg@10": pick(result.valid_rows), "test_full_ndcg@10": pick(result.test_rows),
+        "best_epoch": result.best_epoch, "epochs_run": result.epochs_run,
+        "train_seconds": result.train_seconds,
+    }
+    return vectors, info
+
+
+def write_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStore, run_dir: Path,
+              resume: bool = False) -> VersionRef:
+    """Run RAT and write `items/llmemb-rat` (raw adapter outputs, inner-product metric)."""
+    vectors, info = run_rat(dataset, split, cfg, store, run_dir, resume)
+    ids = np.arange(1, split.n_items + 1, dtype=np.int64)
+    parents = [Parent(kind=info["scft"].kind, version=info["scft"].version),
+               Parent(kind=info["teacher"].kind, version=info["teacher"].version)]
+    manifest = ManifestInput(
+        dataset_fingerprint=dataset.fingerprint,
+        producer=Producer(generator="llmemb-rat", model_id=f"{cfg.backbone}-rat",
+                          config={"rat": cfg.model_dump(mode="json"), "pca_dim": info["pca_dim"],
+                                  "train": info["train_config"]}),
+        metric="ip", parents=parents,
+        metrics={k: info[k] for k in ("valid_full_ndcg@10", "test_full_ndcg@10", "best_epoch",
+                                      "epochs_run", "train_seconds", "pca_dim")}
+        | {"alpha": cfg.alpha, "tau": cfg.tau},
+    )
+    return store.write(dataset.name, KIND, ids, vectors, manifest, expected_ids=ids)

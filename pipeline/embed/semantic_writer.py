@@ -1,0 +1,63 @@
+"""The semantic generator end to end: frozen LLM → item and user vectors → the store.
+
+Writes `items/semantic-<model>` and `users/semantic-<model>` (the latter with a FAISS index
+for LLM-ESR's neighbour search). User texts come from training histories only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict
+
+from embeddings_store import EmbeddingStore, IndexConfig, ManifestInput, Parent, Producer, VersionRef
+from models.llm import LLMSpec, TextEncoder, load_model
+from pipeline.data.dataset import Dataset
+from pipeline.embed.semantic import semantic_item_embeddings, semantic_user_embeddings
+from pipeline.prompts import PromptConfig
+from pipeline.split import Split
+
+# User histories are capped so the prompt fits the model's token window *from the recent
+# end*: ~20 titles in ≤ 800 characters is ~200 tokens, under the default 256.
+DEFAULT_PROMPT = PromptConfig(user_max_items=20, user_max_chars=800)
+
+
+class SemanticConfig(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    model: LLMSpec = LLMSpec()
+    prompt: PromptConfig = DEFAULT_PROMPT
+    users: bool = True
+
+
+def write_semantic(dataset: Dataset, split: Split, cfg: SemanticConfig, store: EmbeddingStore,
+                   cache_dir: Path | None = None) -> dict[str, VersionRef]:
+    """Encode every item (and user) with the frozen model and write them as two versions."""
+    encoder = TextEncoder(load_model(cfg.model, cache_dir=cache_dir))
+    name = cfg.model.short_name
+    refs: dict[str, VersionRef] = {}
+    ids, vectors, info = semantic_item_embeddings(dataset, encoder, cfg.prompt)
+    refs["items"] = store.write(dataset.name, f"items/semantic-{name}", ids, vectors,
+                                _manifest(dataset, encoder, info, []), expected_ids=ids)
+    if cfg.users:
+        uids, uvectors, uinfo = semantic_user_embeddings(dataset, split, encoder, cfg.prompt)
+        parent = Parent(kind=refs["items"].kind, version=refs["items"].version)
+        refs["users"] = store.write(dataset.name, f"users/semantic-{name}", uids, uvectors,
+                                    _manifest(dataset, encoder, uinfo, [parent]),
+                                    expected_ids=uids, index=IndexConfig())
+    return refs
+
+
+def _manifest(dataset: Dataset, encoder: TextEncoder, info: dict, parents: list[Parent]) -> ManifestInput:
+    described = encoder.describe()
+    return ManifestInput(
+        dataset_fingerprint=dataset.fingerprint,
+        producer=Producer(
+            generator="semantic", model_id=described["model_id"],
+            model_file_hash=described["weights_sha256"],
+            prompt_template=str(info["prompt_config"]),
+            config={k: v for k, v in info.items() if k != "centre"},
+        ),
+        metric="cosine", normalized=True, centered=True, mean=info["centre"], parents=parents,
+        metrics={k: info[k] for k in ("mean_cosine_raw", "mean_cosine_centred", "tokens",
+                                      "seconds", "texts_per_s")},
+    )
