@@ -54,3 +54,39 @@ class IdEmbedding(ItemEmbedding):
 
     def scoring_table(self) -> torch.Tensor:
         return self.table.weight[: self.n_items + 1]
+
+
+class FrozenAdapterEmbedding(ItemEmbedding):
+    """A frozen table of item vectors (an LLM's, PCA'd) seen through a trainable adapter.
+
+    LLMEmb's RAT (METHODS.md §4.4): Linear(P → P/2) then Linear(P/2 → D), no activation in
+    between, so the adapter is a low-rank linear map whose factorisation only eases
+    optimisation. The table is a buffer: it is saved with the model but never trained and
+    never reaches the optimiser. Row layout as everywhere: id 0 = padding (exactly zero),
+    id i in 1..N = adapter(table[i-1]), id N+1 = a learned [MASK] vector (BERT4Rec). The
+    authors' `np.insert(emb, -1, zeros)` put the zero row *before* the last item (§4.6.1);
+    here the table holds items only and the pad/mask rows are added around the adapter.
+    """
+
+    def __init__(self, table: torch.Tensor, dim: int, hidden: int | None = None) -> None:
+        n_items, in_dim = table.shape  # [N, P], row i-1 ↔ item i
+        super().__init__(n_items, dim)
+        self.register_buffer("frozen", table.detach().float().clone())  # [N, P]
+        self.adapter = nn.Sequential(nn.Linear(in_dim, hidden or max(in_dim // 2, 1)),
+                                     nn.Linear(hidden or max(in_dim // 2, 1), dim))
+        self.mask_vector = nn.Parameter(torch.randn(dim) * dim**-0.5)  # [D]
+
+    def item_vectors(self) -> torch.Tensor:
+        """[N, D] adapted vectors of items 1..N (row i-1 ↔ item i)."""
+        return self.adapter(self.frozen)
+
+    def forward(self, ids: torch.Tensor) -> torch.Tensor:
+        # Adapting the whole table once is cheaper than adapting B·T gathered rows whenever
+        # B·T ≥ N, and the CE loss's scoring table needs it anyway.
+        items = self.item_vectors()  # [N, D]
+        full = torch.cat([items.new_zeros(1, self.dim), items, self.mask_vector[None].to(items.dtype)])
+        return full[ids]  # [*, D]
+
+    def scoring_table(self) -> torch.Tensor:
+        items = self.item_vectors()  # [N, D]
+        return torch.cat([items.new_zeros(1, self.dim), items])  # [N+1, D]

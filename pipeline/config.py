@@ -31,6 +31,9 @@ class TrainConfig(BaseModel):
     batch_size: int = Field(128, ge=1)
     epochs: int = Field(200, ge=1)
     patience: int = Field(10, ge=1)  # epochs without a better validation NDCG@10
+    # Halve the learning rate after this many evaluations without improvement (0 = never).
+    lr_decay_patience: int = Field(0, ge=0)
+    lr_decay_factor: float = Field(0.5, gt=0, lt=1)
     eval_every: int = Field(1, ge=1)
     threads: int | None = None  # torch intra-op threads; None = torch's default
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU

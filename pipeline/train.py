@@ -72,13 +72,13 @@ def popularity_scorer(split: Split) -> Scorer:
 def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = False,
               on_epoch_end: Callable[[int, float], None] | None = None,
               item_emb: ItemEmbedding | None = None, progress: bool = True,
-              aux_loss: Callable[[SequentialRecommender], torch.Tensor] | None = None) -> RunResult:
+              aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None) -> RunResult:
     """Train cfg.backbone on split.train, select on validation, evaluate on test.
 
     run_dir receives config.json, last.pt (every epoch), best.pt and result.json. With
     `resume`, training continues from last.pt with its RNG state, so it ends where an
     uninterrupted run would. `item_emb` replaces the ID table (frozen LLM tables, adapters);
-    `aux_loss(model)` is added to every step's loss (e.g. LLMEmb's alignment term).
+    `aux_loss(model, batch)` is added to every step's loss (e.g. LLMEmb's alignment term).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -92,6 +92,9 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     model = build_model(cfg, split.n_items, item_emb).to(device)
     params = [p for p in model.parameters() if p.requires_grad]  # frozen tables stay out
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
+    # Validation NDCG@10 plateaus noisily at a constant rate; annealing on plateau settles it.
+    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
+        opt, mode="max", factor=cfg.lr_decay_factor, patience=max(cfg.lr_decay_patience - 1, 0))
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0}
     best_weights = copy.deepcopy(model.state_dict())
     last = run_dir / "last.pt"
@@ -99,6 +102,7 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
         ckpt = checkpoint.load(last, device)
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
         best_weights = ckpt["best_model"]
         state = ckpt["state"]
         checkpoint.set_rng_state(ckpt["rng"], gen)
@@ -114,6 +118,8 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
         if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
             model.eval()
             score = pick(evaluate(scorer, split, "valid", cfg.eval), *SELECT)
+            if cfg.lr_decay_patience:
+                sched.step(score)
             if score > state["best"]:
                 state.update(best=score, best_epoch=state["epoch"], bad=0)
                 best_weights = copy.deepcopy(model.state_dict())
@@ -124,6 +130,7 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
         state["seconds"] += time.perf_counter() - start
         checkpoint.save(last, {
             "model": model.state_dict(), "optimizer": opt.state_dict(),
+            "scheduler": sched.state_dict(),
             "best_model": best_weights, "state": state,
             "rng": checkpoint.rng_state(gen), "config": cfg.model_dump(mode="json"),
         })
@@ -146,7 +153,7 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
 
 def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: list[np.ndarray],
                cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int,
-               aux_loss: Callable[[SequentialRecommender], torch.Tensor] | None = None) -> float:
+               aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None) -> float:
     n_items, bce = model.n_items, cfg.model.loss == "bce"
     rows: list[np.ndarray] = seqs
     last_only = torch.zeros(0, dtype=torch.bool)
@@ -167,9 +174,10 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
             batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce)
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
-            loss = model.loss({k: v.to(device, non_blocking=True) for k, v in batch.items()})
+            batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
+            loss = model.loss(batch)
             if aux_loss is not None:
-                loss = loss + aux_loss(model)
+                loss = loss + aux_loss(model, batch)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -23,7 +23,7 @@ class GRU4Rec(SequentialRecommender):
     def encode(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, D]
         # The GRU runs on packed sequences, so the state never sees padding and the output
         # does not depend on how much left padding a batch carries.
-        b, t = seq.shape
+        t = seq.shape[1]
         lengths = (seq > 0).sum(1)  # [B]
         ar = torch.arange(t, device=seq.device)[None]  # [1, T]
         shift = (t - lengths)[:, None]  # [B, 1] leading pads

@@ -80,6 +80,10 @@ class AlignmentLoss:
         if batch is not None:
             target = batch["target"]
             ids = target[target > 0].cpu()  # [M], duplicates kept
+            if len(ids) > self.n:
+                # The [M, M] soft targets grow quadratically (M ~ 5k on ML-100k batches):
+                # align a random subset of the batch's targets instead.
+                ids = ids[torch.randperm(len(ids), generator=self.gen)[: self.n]]
         else:
             ids = self.sample()
         device = next(model.parameters()).device

@@ -29,9 +29,13 @@ from models.llm import LLMSpec, load_model, save_adapter
 from models.llm.lora import LLAMA_TARGETS
 from models.losses import InfoNCELoss, SoftContrastiveLoss
 from pipeline.data.dataset import Dataset
+from pipeline.embed.augment import augment_views, recall_at_1, split_items, view_texts
 from pipeline.embed.semantic import centre_normalise
 from pipeline.errors import InputError
 from pipeline.prompts import Pairs, PromptConfig, item_attribute_pairs, render_item
+
+__all__ = ["KIND", "ScftConfig", "augment_views", "recall_at_1", "run_scft", "split_items",
+           "train_scft", "view_texts", "write_scft"]
 
 log = logging.getLogger(__name__)
 KIND = "items/llmemb-scft"
@@ -63,34 +67,6 @@ class ScftConfig(BaseModel):
     heldout_eval_max: int = Field(256, ge=2)  # held-out items used for recall@1
     save_steps: int = Field(20, ge=1)
     encode_batch_size: int = Field(32, ge=1)
-
-
-def augment_views(pairs: Pairs, ratio: float, rng: np.random.Generator) -> tuple[Pairs, Pairs]:
-    """Two views of one item: each an independent shuffle keeping n − ⌊ratio·n⌋ pairs."""
-    keep = len(pairs) - int(np.floor(ratio * len(pairs)))
-    views = []
-    for _ in range(2):
-        order = rng.permutation(len(pairs))[:keep]
-        views.append([pairs[i] for i in order])
-    return views[0], views[1]
-
-
-def view_texts(ids: np.ndarray, pairs: list[Pairs], cfg: ScftConfig, seed: int) -> tuple[list[str], list[str]]:
-    """(view-A texts, view-B texts) for `ids`, seeded: the same call gives the same views."""
-    rng = np.random.default_rng(seed)
-    a, b = [], []
-    for i, p in zip(ids, pairs, strict=True):
-        va, vb = augment_views(p, cfg.drop_ratio, rng)
-        a.append(render_item(va, cfg.prompt, int(i)))
-        b.append(render_item(vb, cfg.prompt, int(i)))
-    return a, b
-
-
-def split_items(n: int, cfg: ScftConfig) -> tuple[np.ndarray, np.ndarray]:
-    """(train positions, held-out positions) into the item list, seeded."""
-    perm = np.random.default_rng(cfg.seed).permutation(n)
-    n_out = int(round(cfg.heldout_fraction * n))
-    return np.sort(perm[n_out:]), np.sort(perm[:n_out])
 
 
 class ScftLoss(nn.Module):
@@ -148,16 +124,6 @@ def encode(st_model, texts: list[str], batch_size: int) -> np.ndarray:
     return out.float().cpu().numpy()
 
 
-def recall_at_1(a: np.ndarray, b: np.ndarray) -> float:
-    """Share of rows of `a` whose nearest row of `b` (cosine after centring both on their
-    joint mean, against the anisotropy of raw states) is the same item."""
-    mean = np.concatenate([a, b]).mean(axis=0)
-    a, b = a - mean, b - mean
-    a /= np.maximum(np.linalg.norm(a, axis=1, keepdims=True), 1e-12)
-    b /= np.maximum(np.linalg.norm(b, axis=1, keepdims=True), 1e-12)
-    return float(((a @ b.T).argmax(axis=1) == np.arange(len(a))).mean())
-
-
 def last_checkpoint(folder: Path) -> Path | None:
     steps = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
              if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()]
@@ -173,7 +139,10 @@ def train_scft(st_model, ids: np.ndarray, pairs: list[Pairs], cfg: ScftConfig, r
     per-step loss history and τ. Checkpoints go to run_dir/checkpoints every save_steps.
     """
     from datasets import Dataset as HFDataset
-    from sentence_transformers import SentenceTransformerTrainer, SentenceTransformerTrainingArguments
+    from sentence_transformers import (
+        SentenceTransformerTrainer,
+        SentenceTransformerTrainingArguments,
+    )
     from transformers import PrinterCallback, TrainerCallback
 
     if len(ids) < cfg.batch_size:
@@ -266,8 +235,8 @@ def run_scft(dataset: Dataset, cfg: ScftConfig, llm_spec: LLMSpec, run_dir: Path
     vectors, mean = centre_normalise(encode(st_model, full, cfg.encode_batch_size))  # [N, H]
     info = {
         "model": described, "adapter_hash": a_hash, "adapter_dir": str(adapter_dir),
-        "recall@1_before": before, "recall@1_after": after, "n_heldout": int(len(held_ids)),
-        "n_train_items": int(len(train_pos)), "centre": mean.tolist(), **train_info,
+        "recall@1_before": before, "recall@1_after": after, "n_heldout": len(held_ids),
+        "n_train_items": len(train_pos), "centre": mean.tolist(), **train_info,
     }
     (run_dir / "scft_info.json").write_text(
         json.dumps({k: v for k, v in info.items() if k != "centre"}, indent=1, default=str))

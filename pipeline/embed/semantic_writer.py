@@ -10,7 +10,14 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict
 
-from embeddings_store import EmbeddingStore, IndexConfig, ManifestInput, Parent, Producer, VersionRef
+from embeddings_store import (
+    EmbeddingStore,
+    IndexConfig,
+    ManifestInput,
+    Parent,
+    Producer,
+    VersionRef,
+)
 from models.llm import LLMSpec, TextEncoder, load_model
 from pipeline.data.dataset import Dataset
 from pipeline.embed.semantic import semantic_item_embeddings, semantic_user_embeddings

@@ -12,6 +12,7 @@ from pipeline.evaluate import EvalConfig, evaluate, pick
 from pipeline.train import build_model, model_scorer, train_srs
 
 TINY = {"model.dim": 16, "model.max_len": 20, "model.heads": 1, "epochs": 4, "batch_size": 32,
+        "lr_decay_patience": 1,
         "patience": 10}
 
 
