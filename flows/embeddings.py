@@ -15,9 +15,12 @@ from prefect.artifacts import create_markdown_artifact
 
 from embeddings_store import EmbeddingStore
 from flows.common import prepare
+from models.llm import LLMSpec
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset
+from pipeline.embed.rat import RatConfig, write_rat
 from pipeline.embed.sasrec_id import write_sasrec_id
+from pipeline.embed.scft import ScftConfig, write_scft
 from pipeline.embed.semantic_writer import SemanticConfig, write_semantic
 from pipeline.split import leave_one_out
 
@@ -56,18 +59,75 @@ def semantic(dataset_path: str, config: dict, store_root: str) -> dict[str, str]
     return {ref.kind: str(ref) for ref in refs.values()}
 
 
+def _digest(*parts: object) -> str:
+    return hashlib.sha256(repr(parts).encode()).hexdigest()[:12]
+
+
+def _scft_key(context, params) -> str:
+    ds = Dataset.load(Path(params["dataset_path"]))
+    spec, cfg = LLMSpec(**params["llm"]), ScftConfig(**params["config"])
+    return f"scft-{ds.fingerprint}-{_digest(spec.model_dump_json(), cfg.model_dump_json())}-{params['store_root']}"
+
+
+@task(cache_key_fn=_scft_key, persist_result=True)
+def scft(dataset_path: str, llm: dict, config: dict, store_root: str, runs_dir: str) -> str:
+    """LLMEmb stage 1: contrastive LoRA fine-tuning → `items/llmemb-scft` (resumable)."""
+    ds = Dataset.load(Path(dataset_path))
+    spec, cfg = LLMSpec(**llm), ScftConfig(**config)
+    run_dir = Path(runs_dir) / ds.name / f"scft-{_digest(spec.model_dump_json(), cfg.model_dump_json())}"
+    ref = write_scft(ds, cfg, spec, EmbeddingStore(store_root), run_dir, resume=True)
+    get_run_logger().info("wrote %s", ref)
+    return str(ref)
+
+
+def _rat_key(context, params) -> str:
+    ds = Dataset.load(Path(params["dataset_path"]))
+    cfg = RatConfig(**params["config"])
+    return (f"rat-{ds.fingerprint}-{_digest(cfg.model_dump_json(), params['upstream'])}"
+            f"-{params['store_root']}")
+
+
+@task(cache_key_fn=_rat_key, persist_result=True)
+def rat(dataset_path: str, config: dict, upstream: list[str], store_root: str, runs_dir: str) -> str:
+    """LLMEmb stage 2: frozen SCFT table + adapter aligned to sasrec-id → `items/llmemb-rat`.
+
+    `upstream` (the SCFT and SASRec versions) is part of the cache key, so new upstream
+    versions retrain RAT.
+    """
+    ds = Dataset.load(Path(dataset_path))
+    cfg = RatConfig(**config)
+    run_dir = Path(runs_dir) / ds.name / f"rat-{_digest(cfg.model_dump_json(), upstream)}"
+    ref = write_rat(ds, leave_one_out(ds), cfg, EmbeddingStore(store_root), run_dir, resume=True)
+    get_run_logger().info("wrote %s", ref)
+    return str(ref)
+
+
 @flow(name="embeddings")
 def embeddings_flow(dataset: str = "movielens-100k", generators: list[str] = ["sasrec-id"],  # noqa: B006
                     sasrec_overrides: dict | None = None, semantic_config: dict | None = None,
-                    data_dir: str = "data",
-                    store_root: str = "store", runs_dir: str = "runs") -> dict[str, str]:
-    """Run the chosen generators; returns {kind: version ref}."""
+                    llm: dict | None = None, scft_config: dict | None = None,
+                    rat_config: dict | None = None, data_dir: str = "data",
+                    store_root: str = "store", runs_dir: str = "runs",
+                    refresh: bool = False) -> dict[str, str]:
+    """Run the chosen generators; returns {kind: version ref}.
+
+    `refresh` recomputes every generator instead of reusing the task cache (e.g. after
+    deleting versions from the store by hand).
+    """
     path = prepare(dataset, data_dir)
     refs: dict[str, str] = {}
+    opts = {"refresh_cache": refresh}
     if "semantic" in generators:
-        refs.update(semantic(path, semantic_config or {}, store_root))
-    if "sasrec-id" in generators:
-        refs["items/sasrec-id"] = sasrec_id(path, sasrec_overrides or {}, store_root, runs_dir)
+        refs.update(semantic.with_options(**opts)(path, semantic_config or {}, store_root))
+    if "sasrec-id" in generators or "llmemb" in generators:
+        refs["items/sasrec-id"] = sasrec_id.with_options(**opts)(
+            path, sasrec_overrides or {}, store_root, runs_dir)
+    if "llmemb" in generators:
+        refs["items/llmemb-scft"] = scft.with_options(**opts)(
+            path, llm or {}, scft_config or {}, store_root, runs_dir)
+        upstream = [refs["items/llmemb-scft"], refs["items/sasrec-id"]]
+        refs["items/llmemb-rat"] = rat.with_options(**opts)(
+            path, rat_config or {}, upstream, store_root, runs_dir)
     lines = [f"## Embeddings for {Dataset.load(Path(path)).name}", "",
              "| kind | version |", "|---|---|"]
     lines += [f"| `{kind}` | `{ref}` |" for kind, ref in refs.items()]

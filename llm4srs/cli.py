@@ -118,7 +118,7 @@ def train(
         typer.echo(f"\nrows: {out}")
 
 
-GENERATORS = ("semantic", "sasrec-id")
+GENERATORS = ("semantic", "sasrec-id", "llmemb")
 
 
 @app.command()
@@ -130,9 +130,15 @@ def embed(
     set_: Annotated[list[str], typer.Option("--set", help="SASRec override for sasrec-id, e.g. --set epochs=50")] = [],  # noqa: B006
     data_dir: DataDirOpt = Path("data"),
     runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators")] = Path("runs"),
+    scft_steps: Annotated[int | None, typer.Option(help="cap on SCFT optimizer steps (CPU default 60)")] = None,
+    force: Annotated[bool, typer.Option(help="recompute instead of reusing cached generator runs")] = False,
     as_json: Annotated[bool, typer.Option("--json", help="print {kind: version} as JSON")] = False,
 ) -> None:
-    """Stage 1: write item/user embeddings to the store (Prefect flow `embeddings`)."""
+    """Stage 1: write item/user embeddings to the store (Prefect flow `embeddings`).
+
+    llmemb = SCFT (→ items/llmemb-scft) then RAT (→ items/llmemb-rat); it needs sasrec-id,
+    which it runs first.
+    """
     from pipeline.config import load_train_config
     from pipeline.data.config import resolve_dataset
 
@@ -145,12 +151,13 @@ def embed(
     load_train_config("sasrec", overrides)
 
     from flows.embeddings import embeddings_flow
-
     from models.llm import LLMSpec
 
-    semantic_cfg = {"model": LLMSpec(source=model).model_dump(mode="json")}
+    spec = LLMSpec(source=model).model_dump(mode="json")
+    scft_cfg = {} if scft_steps is None else {"max_steps": scft_steps}
     refs = embeddings_flow(dataset=dataset, generators=chosen, sasrec_overrides=overrides,
-                           semantic_config=semantic_cfg,
+                           semantic_config={"model": spec}, llm=spec, scft_config=scft_cfg,
+                           refresh=force,
                            data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir))
     typer.echo(json.dumps(refs) if as_json else "\n".join(f"{k}: {v}" for k, v in refs.items()))
 
