@@ -12,9 +12,11 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
+from embeddings_store import EmbeddingStore
 from flows.common import prepare
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset
+from pipeline.embed.init_table import load_item_embedding, resolve_embedding
 from pipeline.results import markdown, write_table
 from pipeline.split import leave_one_out
 from pipeline.train import train_srs
@@ -24,23 +26,37 @@ def _train_key(context, params) -> str:
     ds = Dataset.load(Path(params["dataset_path"]))
     cfg = load_train_config(params["backbone"], params["overrides"])
     cfg = cfg.model_copy(update={"seed": params["seed"]})
-    return f"srs-{ds.fingerprint}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}"
+    source = params.get("embedding") or "id"
+    return (f"srs-{ds.fingerprint}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}-{source}"
+            f"-{params.get('embedding_mode')}")
 
 
 @task(cache_key_fn=_train_key, persist_result=True, task_run_name="train-{backbone}-s{seed}")
 def train(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir: str,
-          resume: bool = False) -> list[dict]:
-    """Train and evaluate one (backbone, seed); returns its test result rows."""
+          resume: bool = False, embedding: str | None = None, embedding_mode: str = "init",
+          store_root: str = "store") -> list[dict]:
+    """Train and evaluate one (backbone, seed); returns its test result rows.
+
+    `embedding` is a resolved store reference (`dataset/kind@version`) whose vectors become
+    the item representation: "init" (PCA to the model dim, then trained) or
+    "frozen_adapter" (frozen table behind a trainable adapter).
+    """
     ds = Dataset.load(Path(dataset_path))
     cfg = load_train_config(backbone, overrides).model_copy(update={"seed": seed})
     split = leave_one_out(ds, neg_seed=cfg.neg_seed)
-    run_dir = Path(runs_dir) / ds.name / f"{backbone}-{cfg.config_hash()}-s{seed}"
-    result = train_srs(split, cfg, run_dir, resume=resume)
+    item_emb, tag = None, "id"
+    if embedding is not None and backbone != "pop":
+        item_emb = load_item_embedding(ds, EmbeddingStore(store_root), embedding,
+                                       embedding_mode, cfg.model.dim)
+        tag = f"{embedding.split('/', 1)[1].split('@')[0].replace('/', '-')}-{embedding_mode}"
+    run_dir = Path(runs_dir) / ds.name / f"{backbone}-{tag}-{cfg.config_hash()}-s{seed}"
+    result = train_srs(split, cfg, run_dir, resume=resume, item_emb=item_emb)
     get_run_logger().info("%s seed %d: best epoch %d, %.1f s", backbone, seed,
                           result.best_epoch, result.train_seconds)
+    method = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{embedding_mode}")
     common = {"dataset": ds.name, "fingerprint": ds.fingerprint,
-              "method": "pop" if backbone == "pop" else "id", "backbone": backbone,
-              "embedding": None, "seed": seed, "split": "test",
+              "method": method, "backbone": backbone,
+              "embedding": embedding if item_emb is not None else None, "seed": seed, "split": "test",
               "train_seconds": result.train_seconds, "best_epoch": result.best_epoch,
               "config_hash": cfg.config_hash()}
     return [{**common, **row} for row in result.test_rows]
@@ -49,16 +65,21 @@ def train(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir
 @flow(name="srs")
 def srs_flow(dataset: str = "movielens-100k", backbones: list[str] = ["sasrec"],  # noqa: B006
              seeds: list[int] = [0], overrides: dict | None = None,  # noqa: B006
-             data_dir: str = "data", runs_dir: str = "runs", resume: bool = False) -> str:
-    """Train and evaluate the ID-only backbones; returns the results Parquet path."""
+             data_dir: str = "data", runs_dir: str = "runs", resume: bool = False,
+             embedding: str | None = None, embedding_mode: str = "init",
+             store_root: str = "store") -> str:
+    """Train and evaluate backbones (ID-only, or on a store embedding); returns the results
+    Parquet path."""
     path = prepare(dataset, data_dir)
+    ref = resolve_embedding(Dataset.load(Path(path)), store_root, embedding) if embedding else None
     rows: list[dict] = []
     for backbone in backbones:
         for seed in seeds:
-            rows += train(path, backbone, seed, overrides or {}, runs_dir, resume)
+            rows += train(path, backbone, seed, overrides or {}, runs_dir, resume, ref,
+                          embedding_mode, store_root)
     name = Dataset.load(Path(path)).name
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = write_table(rows, Path(runs_dir) / name / f"results-{stamp}.parquet")
     create_markdown_artifact(markdown(rows, f"SRS on {name}"), key="srs-results",
-                             description=f"ID-only backbones on {name}")
+                             description=f"backbones on {name}")
     return str(out)

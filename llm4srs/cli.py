@@ -81,6 +81,9 @@ def train(
     seeds: Annotated[str, typer.Option(help="comma list of training seeds")] = "0",
     config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/srs/<backbone>.yaml")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set lr=0.002 --set model.dropout=0.3")] = [],  # noqa: B006
+    embeddings: Annotated[str | None, typer.Option(help="item kind from the store, e.g. items/llmemb-rat (default: ID-only)")] = None,
+    embedding_mode: Annotated[str, typer.Option(help="init (PCA to dim, then trained) | frozen_adapter")] = "init",
+    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
     resume: Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")] = False,
     data_dir: DataDirOpt = Path("data"),
     runs_dir: Annotated[Path, typer.Option(help="checkpoints and result tables")] = Path("runs"),
@@ -100,7 +103,13 @@ def train(
     except ValueError:
         raise _usage(f"--seeds must be integers, got {seeds!r}") from None
     overrides = _parse_sets(set_)
+    if embedding_mode not in ("init", "frozen_adapter"):
+        raise _usage(f"--embedding-mode must be init or frozen_adapter, not {embedding_mode!r}")
     resolve_dataset(dataset)  # fail fast on a bad spec, before Prefect starts
+    if embeddings is not None:
+        from embeddings_store import EmbeddingStore
+
+        EmbeddingStore(store).resolve(embeddings, dataset=_dataset_name(dataset, data_dir))
     for b in backbones:  # and on a bad config
         load_train_config(b, overrides, config)
     if config is not None:
@@ -109,7 +118,8 @@ def train(
     from flows.srs import srs_flow
 
     out = srs_flow(dataset=dataset, backbones=backbones, seeds=seed_list, overrides=overrides,
-                   data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume)
+                   data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume,
+                   embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store))
     rows = _read_rows(out).to_dicts()
     if as_json:
         typer.echo(json.dumps(rows))
@@ -160,6 +170,12 @@ def embed(
                            refresh=force,
                            data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir))
     typer.echo(json.dumps(refs) if as_json else "\n".join(f"{k}: {v}" for k, v in refs.items()))
+
+
+def _dataset_name(spec: str, data_dir: Path) -> str:
+    from pipeline.data.config import resolve_dataset
+
+    return resolve_dataset(spec).dataset_name
 
 
 def _yaml_overrides(path: Path) -> dict:

@@ -8,12 +8,16 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Literal
 
 import numpy as np
 import torch
 
+from embeddings_store import EmbeddingStore
 from models.item_emb import FrozenAdapterEmbedding, IdEmbedding, ItemEmbedding
+from pipeline.data.dataset import Dataset
+from pipeline.errors import InputError
 
 Mode = Literal["init", "frozen_adapter"]
 DEFAULT_PCA_DIM = 256
@@ -64,3 +68,25 @@ def item_embedding_from_store(vectors: np.ndarray, mode: Mode, dim: int,
         table = pca(vectors, k)[0] if k < h else vectors - vectors.mean(axis=0)
         return FrozenAdapterEmbedding(torch.from_numpy(np.ascontiguousarray(table)), dim)
     raise ValueError(f"mode must be 'init' or 'frozen_adapter', not {mode!r}")
+
+
+def resolve_embedding(dataset: Dataset, store_root: str | Path, kind: str) -> str:
+    """`items/x` (or `items/x@version|tag`) for this dataset -> its exact `dataset/kind@version`."""
+    ref = EmbeddingStore(store_root).resolve(kind, dataset=dataset.name)
+    if not ref.kind.startswith("items/"):
+        raise InputError(f"--embeddings {kind}: an item kind (items/…) is needed, not {ref.kind}")
+    return str(ref)
+
+
+def load_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str, mode: Mode,
+                        dim: int) -> ItemEmbedding:
+    """Read a store version that covers the catalogue and turn it into an ItemEmbedding."""
+    version = store.resolve(ref)
+    manifest = store.manifest(version)
+    if manifest.dataset.fingerprint != dataset.fingerprint:
+        raise InputError(f"{ref} was made from dataset fingerprint {manifest.dataset.fingerprint}, "
+                         f"not {dataset.fingerprint}; regenerate it for this dataset")
+    ids, vectors = store.read(version)
+    if not np.array_equal(ids, np.arange(1, dataset.n_items + 1)):
+        raise InputError(f"{ref}: ids do not cover items 1..{dataset.n_items} in order")
+    return item_embedding_from_store(np.asarray(vectors), mode, dim)

@@ -23,3 +23,27 @@ def test_srs_flow_trains_reports_and_caches(prefect_harness, tmp_path):
     second = pl.read_parquet(srs_flow(**kwargs))
     assert ckpt.stat().st_mtime_ns == stamp  # served from the task cache: no retraining
     assert second.drop("seed").equals(first.drop("seed"))
+
+
+def test_srs_flow_consumes_a_store_embedding(prefect_harness, tmp_path, synthetic_dataset):
+    import numpy as np
+
+    from embeddings_store import EmbeddingStore, ManifestInput, Producer
+    from flows.srs import srs_flow
+
+    n = synthetic_dataset.n_items
+    store = EmbeddingStore(tmp_path / "store")
+    ids = np.arange(1, n + 1)
+    vecs = np.random.default_rng(0).normal(size=(n, 24)).astype(np.float32)
+    store.write(synthetic_dataset.name, "items/random", ids, vecs,
+                ManifestInput(dataset_fingerprint=synthetic_dataset.fingerprint,
+                              producer=Producer(generator="test")))
+    rows = []
+    for mode in ("init", "frozen_adapter"):
+        out = srs_flow(dataset="synthetic", backbones=["sasrec"], seeds=[0],
+                       overrides={"epochs": 1, "model.dim": 16, "model.max_len": 20},
+                       data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"),
+                       embedding="items/random", embedding_mode=mode, store_root=str(tmp_path / "store"))
+        rows.append(pl.read_parquet(out))
+    assert set(rows[0]["method"]) == {"llm-init"} and set(rows[1]["method"]) == {"llm-frozen_adapter"}
+    assert rows[0]["embedding"][0].startswith("synthetic/items/random@v")
