@@ -37,6 +37,10 @@ class SRSConfig(BaseModel):
     # (the papers' choice).
     loss: Literal["ce", "bce"] = "ce"
     mask_prob: float = Field(0.2, gt=0, lt=1)  # BERT4Rec cloze masking ratio
+    # "ce" only: leave items the user already had (up to each position) out of that
+    # position's softmax, as the masked full-ranking evaluation does. For datasets without
+    # repeat consumption; the target itself always stays in.
+    mask_seen: bool = False
 
 
 class SequentialRecommender(nn.Module):
@@ -75,6 +79,10 @@ class SequentialRecommender(nn.Module):
         if self.cfg.loss == "ce":
             logits = self.score_all(h)  # [M, N+1]
             logits[:, 0] = -torch.inf  # padding is never a class
+            if self.cfg.mask_seen and self.objective == "next":
+                seen = seen_before(batch["input"], self.n_items)[valid]  # [M, N+1]
+                seen[torch.arange(len(pos), device=pos.device), pos] = False
+                logits = logits.masked_fill(seen, -torch.inf)
             return F.cross_entropy(logits, pos)
         neg = batch["negative"][valid]  # [M]
         pos_logit = (h * self.item_emb(pos)).sum(-1)
@@ -83,6 +91,16 @@ class SequentialRecommender(nn.Module):
         return F.binary_cross_entropy_with_logits(
             pos_logit, torch.ones_like(pos_logit)
         ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+
+
+def seen_before(seq: torch.Tensor, n_items: int) -> torch.Tensor:
+    """[B, T] left-padded ids -> [B, T, N+1] bool: item i occurs in seq[b, :t+1]."""
+    b, t = seq.shape
+    hits = torch.zeros(b, t, n_items + 2, dtype=torch.int16, device=seq.device)
+    hits.scatter_(2, seq[..., None], 1)
+    seen = hits.cumsum(1, dtype=torch.int16) > 0
+    seen[..., 0] = False
+    return seen[..., : n_items + 1]
 
 
 def positions_from_end(seq: torch.Tensor) -> torch.Tensor:

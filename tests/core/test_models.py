@@ -69,3 +69,25 @@ def test_ce_loss_matches_hand_computation():
     logits = hidden[0, 1] @ table[1:].T  # padding excluded from the softmax
     expected = -torch.log_softmax(logits, 0)[2]
     assert torch.allclose(m.loss_from_hidden(hidden, batch), expected, atol=1e-5)
+
+
+def test_mask_seen_leaves_history_out_of_the_softmax():
+    from models.srs.base import seen_before
+
+    seq = torch.tensor([[0, 3, 5, 3]])
+    seen = seen_before(seq, n_items=6)
+    assert seen[0, 1].nonzero().flatten().tolist() == [3]
+    assert seen[0, 3].nonzero().flatten().tolist() == [3, 5]
+    m = _model("sasrec", mask_seen=True)
+    hidden = torch.randn(1, 2, 16)
+    batch = {"input": torch.tensor([[2, 4]]), "target": torch.tensor([[4, 2]])}
+    table = m.item_emb.scoring_table()  # [N+1, 16]
+
+    def nll(h, target, out):  # softmax over items 1..N except `out`
+        keep = [i for i in range(1, N_ITEMS + 1) if i not in out]
+        logits = h @ table[keep].T
+        return -torch.log_softmax(logits, 0)[keep.index(target)]
+
+    # position 0: history {2}, target 4; position 1: history {2, 4}, target 2 (a repeat stays in).
+    expected = (nll(hidden[0, 0], 4, {2}) + nll(hidden[0, 1], 2, {4})) / 2
+    assert torch.allclose(m.loss_from_hidden(hidden, batch), expected, atol=1e-5)
