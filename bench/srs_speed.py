@@ -21,14 +21,14 @@ from pathlib import Path
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import torch  # noqa: E402
+import torch
 
-from pipeline.config import load_train_config  # noqa: E402
-from pipeline.data.config import resolve_dataset  # noqa: E402
-from pipeline.data.prepare import prepare_dataset  # noqa: E402
-from pipeline.evaluate import pick  # noqa: E402
-from pipeline.split import leave_one_out  # noqa: E402
-from pipeline.train import train_srs  # noqa: E402
+from pipeline.config import load_train_config
+from pipeline.data.config import resolve_dataset
+from pipeline.data.prepare import prepare_dataset
+from pipeline.evaluate import pick
+from pipeline.split import leave_one_out
+from pipeline.train import train_srs
 
 
 def main() -> None:

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from models.hardware import bf16_is_fast
 from models.item_emb import IdEmbedding, ItemEmbedding
 from models.srs import BACKBONES, SequentialRecommender
 from pipeline import checkpoint
@@ -90,6 +91,8 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     gen = checkpoint.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
     model = build_model(cfg, split.n_items, item_emb).to(device)
+    if cfg.bf16 is None:
+        cfg = cfg.model_copy(update={"bf16": bf16_is_fast(device)})
     params = [p for p in model.parameters() if p.requires_grad]  # frozen tables stay out
     opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # Validation NDCG@10 plateaus noisily at a constant rate; annealing on plateau settles it.

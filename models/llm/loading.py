@@ -23,6 +23,7 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
+from models.hardware import cpu_has_native_bf16
 from models.llm.errors import ModelLoadError
 from models.llm.hashing import file_sha256, files_sha256, weight_files
 from models.llm.sources import ResolvedSource, resolve_source
@@ -71,16 +72,6 @@ def default_cache_dir() -> Path:
     return Path(os.environ.get("LLM4SRS_CACHE_DIR", "~/.cache/llm4srs")).expanduser()
 
 
-def _cpu_has_native_bf16() -> bool:
-    """bf16 is ~1.9x faster than fp32 only where the CPU has bf16 instructions; elsewhere it
-    is emulated and slower, so `auto` keeps fp32 there."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return False
-    return any(f in flags for f in (" avx512_bf16", " amx_bf16"))
-
-
 def resolve_device(spec: LLMSpec) -> torch.device:
     if spec.device == "cuda" and not torch.cuda.is_available():
         raise ModelLoadError("device cuda was asked for but torch sees no CUDA device")
@@ -94,7 +85,7 @@ def resolve_dtype(spec: LLMSpec, device: torch.device) -> torch.dtype:
         return DTYPES[spec.dtype]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
 
 
 def _gguf_architecture(path: Path) -> str:

@@ -46,10 +46,10 @@ def test_sentence_transformers_folder(tiny_st_dir: Path, tmp_path: Path) -> None
 
 
 def test_auto_dtype_and_device(tiny_llama_dir: Path, tmp_path: Path) -> None:
-    from models.llm.loading import _cpu_has_native_bf16
+    from models.hardware import cpu_has_native_bf16
 
     loaded = load_model(LLMSpec(source=str(tiny_llama_dir), device="cpu"), tmp_path)
-    expected = "bfloat16" if _cpu_has_native_bf16() else "float32"
+    expected = "bfloat16" if cpu_has_native_bf16() else "float32"
     assert str(loaded.dtype) == f"torch.{expected}"
     assert next(loaded.model.parameters()).dtype == loaded.dtype
 
