@@ -36,7 +36,7 @@ def sasrec_id(dataset_path: str, overrides: dict, store_root: str, runs_dir: str
     """Train SASRec and store its item table as `items/sasrec-id`; returns the version ref."""
     ds = Dataset.load(Path(dataset_path))
     cfg = load_train_config("sasrec", overrides)
-    run_dir = Path(runs_dir) / ds.name / f"sasrec-id-{cfg.config_hash()}-s{cfg.seed}"
+    run_dir = Path(runs_dir) / ds.name / f"generator-sasrec-id-{cfg.config_hash()}-s{cfg.seed}"
     ref = write_sasrec_id(ds, leave_one_out(ds, neg_seed=cfg.neg_seed), cfg, run_dir,
                           EmbeddingStore(store_root))
     get_run_logger().info("wrote %s", ref)
