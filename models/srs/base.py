@@ -81,7 +81,7 @@ class SequentialRecommender(nn.Module):
             logits[:, 0] = -torch.inf  # padding is never a class
             if self.cfg.mask_seen and self.objective == "next":
                 seen = seen_before(batch["input"], self.n_items)[valid]  # [M, N+1]
-                seen[torch.arange(len(pos), device=pos.device), pos] = False
+                seen[torch.arange(len(pos), device=pos.device), pos] = False  # a repeat target stays in
                 logits = logits.masked_fill(seen, -torch.inf)
             return F.cross_entropy(logits, pos)
         neg = batch["negative"][valid]  # [M]
