@@ -17,7 +17,7 @@ from embeddings_store import EmbeddingStore
 from flows.common import prepare
 from models.llm import LLMSpec
 from pipeline.config import load_train_config
-from pipeline.data.dataset import Dataset
+from pipeline.data.dataset import Dataset, read_fingerprint
 from pipeline.embed.rat import RatConfig, write_rat
 from pipeline.embed.sasrec_id import write_sasrec_id
 from pipeline.embed.scft import ScftConfig, write_scft
@@ -26,9 +26,9 @@ from pipeline.split import leave_one_out
 
 
 def _sasrec_key(context, params) -> str:
-    ds = Dataset.load(Path(params["dataset_path"]))
+    fp = read_fingerprint(Path(params["dataset_path"]))
     cfg = load_train_config("sasrec", params["overrides"])
-    return f"sasrec-id-{ds.fingerprint}-{cfg.config_hash()}-s{cfg.seed}-{params['store_root']}"
+    return f"sasrec-id-{fp}-{cfg.config_hash()}-s{cfg.seed}-{params['store_root']}"
 
 
 @task(cache_key_fn=_sasrec_key, persist_result=True)
@@ -44,10 +44,10 @@ def sasrec_id(dataset_path: str, overrides: dict, store_root: str, runs_dir: str
 
 
 def _semantic_key(context, params) -> str:
-    ds = Dataset.load(Path(params["dataset_path"]))
+    fp = read_fingerprint(Path(params["dataset_path"]))
     cfg = SemanticConfig(**params["config"])
     digest = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
-    return f"semantic-{ds.fingerprint}-{digest}-{params['store_root']}"
+    return f"semantic-{fp}-{digest}-{params['store_root']}"
 
 
 @task(cache_key_fn=_semantic_key, persist_result=True)
@@ -64,9 +64,9 @@ def _digest(*parts: object) -> str:
 
 
 def _scft_key(context, params) -> str:
-    ds = Dataset.load(Path(params["dataset_path"]))
+    fp = read_fingerprint(Path(params["dataset_path"]))
     spec, cfg = LLMSpec(**params["llm"]), ScftConfig(**params["config"])
-    return f"scft-{ds.fingerprint}-{_digest(spec.model_dump_json(), cfg.model_dump_json())}-{params['store_root']}"
+    return f"scft-{fp}-{_digest(spec.model_dump_json(), cfg.model_dump_json())}-{params['store_root']}"
 
 
 @task(cache_key_fn=_scft_key, persist_result=True)
@@ -81,9 +81,9 @@ def scft(dataset_path: str, llm: dict, config: dict, store_root: str, runs_dir: 
 
 
 def _rat_key(context, params) -> str:
-    ds = Dataset.load(Path(params["dataset_path"]))
+    fp = read_fingerprint(Path(params["dataset_path"]))
     cfg = RatConfig(**params["config"])
-    return (f"rat-{ds.fingerprint}-{_digest(cfg.model_dump_json(), params['upstream'])}"
+    return (f"rat-{fp}-{_digest(cfg.model_dump_json(), params['upstream'])}"
             f"-{params['store_root']}")
 
 

@@ -15,7 +15,7 @@ from prefect.artifacts import create_markdown_artifact
 from embeddings_store import EmbeddingStore
 from flows.common import prepare
 from pipeline.config import load_train_config
-from pipeline.data.dataset import Dataset
+from pipeline.data.dataset import Dataset, read_fingerprint
 from pipeline.embed.init_table import load_item_embedding, resolve_embedding
 from pipeline.results import markdown, write_table
 from pipeline.split import leave_one_out
@@ -23,11 +23,11 @@ from pipeline.train import train_srs
 
 
 def _train_key(context, params) -> str:
-    ds = Dataset.load(Path(params["dataset_path"]))
+    fp = read_fingerprint(Path(params["dataset_path"]))
     cfg = load_train_config(params["backbone"], params["overrides"])
     cfg = cfg.model_copy(update={"seed": params["seed"]})
     source = params.get("embedding") or "id"
-    return (f"srs-{ds.fingerprint}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}-{source}"
+    return (f"srs-{fp}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}-{source}"
             f"-{params.get('embedding_mode')}")
 
 

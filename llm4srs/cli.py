@@ -90,6 +90,8 @@ def train(
     as_json: Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")] = False,
 ) -> None:
     """Train and evaluate backbones on a dataset (Prefect flow `srs`); print the results."""
+    import polars as pl
+
     from pipeline.config import load_train_config
     from pipeline.data.config import resolve_dataset
     from pipeline.results import markdown
@@ -109,7 +111,7 @@ def train(
     if embeddings is not None:
         from embeddings_store import EmbeddingStore
 
-        EmbeddingStore(store).resolve(embeddings, dataset=_dataset_name(dataset, data_dir))
+        EmbeddingStore(store).resolve(embeddings, dataset=resolve_dataset(dataset).dataset_name)
     for b in backbones:  # and on a bad config
         load_train_config(b, overrides, config)
     if config is not None:
@@ -120,7 +122,7 @@ def train(
     out = srs_flow(dataset=dataset, backbones=backbones, seeds=seed_list, overrides=overrides,
                    data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume,
                    embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store))
-    rows = _read_rows(out).to_dicts()
+    rows = pl.read_parquet(out).to_dicts()
     if as_json:
         typer.echo(json.dumps(rows))
     else:
@@ -172,22 +174,10 @@ def embed(
     typer.echo(json.dumps(refs) if as_json else "\n".join(f"{k}: {v}" for k, v in refs.items()))
 
 
-def _dataset_name(spec: str, data_dir: Path) -> str:
-    from pipeline.data.config import resolve_dataset
-
-    return resolve_dataset(spec).dataset_name
-
-
 def _yaml_overrides(path: Path) -> dict:
     import yaml
 
     return yaml.safe_load(path.read_text()) or {}
-
-
-def _read_rows(path: str):
-    import polars as pl
-
-    return pl.read_parquet(path)
 
 
 def main() -> None:

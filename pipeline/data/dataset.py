@@ -72,6 +72,15 @@ class Dataset:
         return np.split(ids, bounds)
 
 
+def read_fingerprint(path: Path) -> str:
+    """The content fingerprint of a prepared dataset from its meta.json alone (cheap: for
+    cache keys, without loading the Parquet files)."""
+    meta = path / "meta.json"
+    if not meta.is_file():
+        raise InputError(f"prepared dataset {path} lacks meta.json")
+    return json.loads(meta.read_text())["fingerprint"]
+
+
 def fingerprint(interactions: pl.DataFrame, items: pl.DataFrame) -> str:
     """Content hash of a prepared dataset: same events and item text ⇒ same fingerprint."""
     h = hashlib.sha256()
