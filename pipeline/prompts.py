@@ -67,6 +67,7 @@ class PromptConfig(BaseModel):
     user_separator: str = "; "
     user_max_items: int = Field(50, ge=1)  # the most recent training items kept
     user_max_chars: int = Field(2000, ge=16)  # oldest titles dropped first beyond this
+    user_title_chars: int = Field(200, ge=8)  # each title in a user history is cut to this
     user_empty: str = "nothing yet"
 
 
@@ -196,7 +197,8 @@ def _title_lookup(items: pl.DataFrame | Sequence[dict], cfg: PromptConfig,
     values = df[column].to_list() if column else [None] * len(ids)
     mark = cfg.user_separator.strip()
     for i, v in zip(ids, values, strict=True):
-        title = clean_value(v, cfg.max_value_chars, mark, cfg.separator_replacement)
+        title = clean_value(v, min(cfg.max_value_chars, cfg.user_title_chars), mark,
+                            cfg.separator_replacement)
         if title is None and column is None:  # ids_as_text on a dataset without text
             title = cfg.id_template.format(item_type=cfg.item_type, item_id=int(i))
         out[int(i)] = title
