@@ -125,6 +125,9 @@ def search(
             queries = _vector_of(store, r, item_id)[None, :]  # [1, D]
         else:
             queries = _load_queries(vector_file)  # type: ignore[arg-type]
+            dim = store.manifest(r).dim
+            if queries.shape[1] != dim:
+                raise StoreError(f"{vector_file}: queries have shape {queries.shape}, {r} is {dim}-d")
         index = store.open_index(r)
         extra = 1 if item_id is not None and not include_self else 0
         params = {"nprobe": nprobe} if nprobe else {}
@@ -164,6 +167,8 @@ def _load_queries(path: Path) -> np.ndarray:
         raise StoreError(
             f"{path}: expected a float array of shape [D] or [Q, D], got {arr.dtype} {arr.shape}"
         )
+    if not np.isfinite(arr).all():
+        raise StoreError(f"{path}: queries contain NaN/Inf")
     return arr.astype(np.float32, copy=False)
 
 
@@ -254,3 +259,29 @@ def tag(
             return
         r = store.tag(store.resolve(ref, dataset), name, force=force)
     typer.echo(f"tagged {r} as {name}")
+
+
+@app.command("import")
+def import_vectors(
+    kind: KindArg,
+    file: Annotated[Path, typer.Argument(help="Parquet with an id and a vector column.", show_default=False)],
+    dataset: Annotated[str, typer.Option("--dataset", help="The dataset spec the vectors are for (as in `llm4srs prepare`).")] = "movielens-100k",
+    ids: Annotated[str, typer.Option(help="raw: the source's item ids | internal: prepared ids 1..N.")] = "raw",
+    id_column: Annotated[str, typer.Option(help="Column of item ids.")] = "id",
+    vector_column: Annotated[str, typer.Option(help="Column of vectors (list of floats).")] = "vector",
+    data_dir: Annotated[Path, typer.Option(help="Where raw and prepared datasets live.")] = Path("data"),
+    root: RootOpt = DEFAULT_ROOT,
+) -> None:
+    """Write item vectors made elsewhere as a new version (validated against the dataset)."""
+    from pipeline.data.config import resolve_dataset
+    from pipeline.data.prepare import prepare_dataset
+    from pipeline.embed.import_vectors import import_item_vectors
+    from pipeline.errors import InputError
+
+    if ids not in ("raw", "internal"):
+        raise InputError(f"--ids must be raw or internal, not {ids!r}")
+    ds = prepare_dataset(resolve_dataset(dataset), data_dir)
+    with _user_errors():
+        ref = import_item_vectors(ds, EmbeddingStore(root), kind, file, ids,  # type: ignore[arg-type]
+                                  id_column, vector_column)
+    typer.echo(f"wrote {ref}")

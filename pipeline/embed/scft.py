@@ -28,6 +28,7 @@ from embeddings_store import EmbeddingStore, ManifestInput, Producer, VersionRef
 from models.llm import LLMSpec, load_model, save_adapter
 from models.llm.lora import LLAMA_TARGETS
 from models.losses import InfoNCELoss, SoftContrastiveLoss
+from pipeline import checkpoint
 from pipeline.data.dataset import Dataset
 from pipeline.embed.augment import augment_views, recall_at_1, split_items, view_texts
 from pipeline.embed.semantic import centre_normalise
@@ -125,8 +126,11 @@ def encode(st_model, texts: list[str], batch_size: int) -> np.ndarray:
 
 
 def last_checkpoint(folder: Path) -> Path | None:
+    """The newest complete trainer checkpoint. The trainer writes trainer_state.json last
+    and SaveTau writes τ after it, so a run killed inside a save resumes from the one before."""
     steps = [(int(p.name.split("-")[1]), p) for p in folder.glob("checkpoint-*")
-             if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()]
+             if p.name.split("-")[1].isdigit() and (p / "trainer_state.json").is_file()
+             and (p / TAU_FILE).is_file()]
     return max(steps)[1] if steps else None
 
 
@@ -165,7 +169,8 @@ def train_scft(st_model, ids: np.ndarray, pairs: list[Pairs], cfg: ScftConfig, r
     class SaveTau(TrainerCallback):
         # The trainer checkpoints the model and optimiser, not parameters of the loss.
         def on_save(self, args, state, control, **kw):
-            torch.save({"tau": loss.loss.tau.detach().cpu()}, ckpt_dir / f"checkpoint-{state.global_step}" / TAU_FILE)
+            checkpoint.save(ckpt_dir / f"checkpoint-{state.global_step}" / TAU_FILE,
+                            {"tau": loss.loss.tau.detach().cpu()})  # aside, then renamed
 
     args = SentenceTransformerTrainingArguments(
         output_dir=str(ckpt_dir), max_steps=cfg.max_steps, per_device_train_batch_size=cfg.batch_size,
