@@ -22,6 +22,7 @@ from embeddings_store.manifest import (
 from embeddings_store.parts import WriteOptions
 from embeddings_store.reader import IdMap
 from embeddings_store.refs import VersionRef, parse_ref
+from embeddings_store.staged import StagedVersion
 from embeddings_store.store import EmbeddingStore
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "ManifestInput",
     "Parent",
     "Producer",
+    "StagedVersion",
     "StoreError",
     "VectorIndex",
     "VerifyReport",

@@ -6,6 +6,7 @@ see the same state: everything else lives on disk, guarded by the per-kind lock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +21,7 @@ from embeddings_store.manifest import Manifest, ManifestInput, Parent, load_mani
 from embeddings_store.parts import WriteOptions
 from embeddings_store.reader import DEFAULT_CHUNK_BYTES, IdMap, iter_version, read_ids, read_version
 from embeddings_store.refs import VersionRef, kind_dir, parse_ref, resolve
+from embeddings_store.staged import StagedVersion, commit_staged, staged_version
 from embeddings_store.validate import NanPolicy, check_chunk, check_coverage, check_unique
 from embeddings_store.writer import array_chunks, write_version
 
@@ -109,6 +111,34 @@ class EmbeddingStore:
             options=options,
         )
         return VersionRef(dataset, kind, version, kd.version_path(version))
+
+    @contextlib.contextmanager
+    def stage(
+        self, dataset: str, kind: str, n_parts: int, *, dim: int | None = None,
+        normalized: bool = False,
+    ) -> Iterator[StagedVersion]:
+        """A version to be written in ``n_parts`` parts by independent producers
+        (``StagedVersion.write_part``) and published by :meth:`commit`; leaving the block
+        without a commit deletes everything staged."""
+        with staged_version(layout.KindDir(self.root, dataset, kind), n_parts, dim,
+                            normalized) as staged:
+            yield staged
+
+    def commit(
+        self,
+        staged: StagedVersion,
+        manifest: ManifestInput,
+        *,
+        expected_ids: Any = None,
+        index: IndexConfig | None = None,
+        set_current: bool = True,
+    ) -> VersionRef:
+        """Publish a staged version once every part is in (ids unique and covering
+        ``expected_ids``); a missing part raises and publishes nothing."""
+        kd = layout.KindDir(self.root, staged.dataset, staged.kind)
+        version = commit_staged(kd, staged, manifest, expected_ids=expected_ids, index=index,
+                                set_current=set_current)
+        return VersionRef(staged.dataset, staged.kind, version, kd.version_path(version))
 
     def reindex(self, ref: RefLike, index: IndexConfig, set_current: bool = True) -> VersionRef:
         """A new version with the same vectors and a (re)built index; the source is its parent."""

@@ -113,46 +113,7 @@ def write_version(
                 check_coverage(all_ids, expected_ids, where)
             count = len(all_ids)
             del all_ids
-            paths = [(tmp / p.file, p.rows, None) for p in parts]
-            index_info = None
-            if index is not None:
-                faiss_index, index_info = index_mod.build_index(
-                    lambda: iter_files(paths, dim), count, dim, info.metric, index
-                )
-                index_mod.save_index(faiss_index, tmp / index_info.file)
-                del faiss_index
-            names = [p.file for p in parts] + ([index_info.file] if index_info else [])
-            files = {}
-            for name in names:
-                layout.fsync_file(tmp / name)
-                files[name] = FileInfo(
-                    sha256=sha256_file(tmp / name), size=(tmp / name).stat().st_size
-                )
-            for p in parts:  # what is on disk is what the manifest will claim
-                open_part(tmp / p.file, dim, p.rows, files[p.file].size)
-            manifest = Manifest(
-                version=version,
-                dataset=DatasetInfo(name=kd.dataset, fingerprint=info.dataset_fingerprint),
-                entity=kd.kind.split("/")[0],
-                kind=kd.kind,
-                dim=dim,
-                count=count,
-                normalized=info.normalized,
-                metric=info.metric,
-                centered=info.centered,
-                mean=info.mean,
-                producer=info.producer,
-                parents=info.parents,
-                created_at=created_at,
-                code_version=info.code_version or code_version(),
-                metrics=info.metrics,
-                parts=parts,
-                files=files,
-                index=index_info,
-                dropped_count=len(dropped_ids),
-                dropped_ids_sample=[int(x) for x in dropped_ids[:DROPPED_SAMPLE]],
-            )
-            layout.atomic_write_text(tmp / layout.MANIFEST, manifest_json(manifest))
+            seal_version(kd, tmp, version, created_at, parts, count, dim, info, index, dropped_ids)
             with kd.lock():
                 # Under the lock, so gc never sees a live writer without its marker.
                 (tmp / layout.WRITING_LOCK).unlink()
@@ -160,12 +121,74 @@ def write_version(
                 published = True
                 if set_current:
                     kd.write_current(version)
-    except BaseException:
+    except BaseException as err:
         if not published:
             shutil.rmtree(tmp, ignore_errors=True)
             _remove_empty_parents(kd)
+        if isinstance(err, OSError):  # disk full, permissions: one line, not a traceback
+            what = err.strerror or str(err).splitlines()[0] or type(err).__name__
+            done = "nothing was published" if not published else "it is in place, not CURRENT"
+            raise StoreError(
+                f"{where}: writing version {version} failed ({what}); {done}, CURRENT is unchanged"
+            ) from err
         raise
     return version
+
+
+def seal_version(
+    kd: layout.KindDir,
+    tmp: Path,
+    version: str,
+    created_at: str,
+    parts: list[PartInfo],
+    count: int,
+    dim: int,
+    info: ManifestInput,
+    index: IndexConfig | None,
+    dropped_ids: np.ndarray,
+) -> None:
+    """Build the optional index from the parts in ``tmp``, checksum every file and write
+    ``manifest.json``: after this the temp dir is a complete version, ready to rename."""
+    paths = [(tmp / p.file, p.rows, None) for p in parts]
+    index_info = None
+    if index is not None:
+        faiss_index, index_info = index_mod.build_index(
+            lambda: iter_files(paths, dim), count, dim, info.metric, index
+        )
+        index_mod.save_index(faiss_index, tmp / index_info.file)
+        del faiss_index
+    names = [p.file for p in parts] + ([index_info.file] if index_info else [])
+    files = {}
+    for name in names:
+        layout.fsync_file(tmp / name)
+        files[name] = FileInfo(
+            sha256=sha256_file(tmp / name), size=(tmp / name).stat().st_size
+        )
+    for p in parts:  # what is on disk is what the manifest will claim
+        open_part(tmp / p.file, dim, p.rows, files[p.file].size)
+    manifest = Manifest(
+        version=version,
+        dataset=DatasetInfo(name=kd.dataset, fingerprint=info.dataset_fingerprint),
+        entity=kd.kind.split("/")[0],
+        kind=kd.kind,
+        dim=dim,
+        count=count,
+        normalized=info.normalized,
+        metric=info.metric,
+        centered=info.centered,
+        mean=info.mean,
+        producer=info.producer,
+        parents=info.parents,
+        created_at=created_at,
+        code_version=info.code_version or code_version(),
+        metrics=info.metrics,
+        parts=parts,
+        files=files,
+        index=index_info,
+        dropped_count=len(dropped_ids),
+        dropped_ids_sample=[int(x) for x in dropped_ids[:DROPPED_SAMPLE]],
+    )
+    layout.atomic_write_text(tmp / layout.MANIFEST, manifest_json(manifest))
 
 
 def _remove_empty_parents(kd: layout.KindDir) -> None:

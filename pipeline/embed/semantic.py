@@ -25,9 +25,15 @@ if TYPE_CHECKING:
 def centre_normalise(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """[N, H] -> ([N, H] unit rows after subtracting the mean row, [H] that mean), float32."""
     mean = x.mean(axis=0, dtype=np.float64)  # [H]
-    c = x.astype(np.float64) - mean  # [N, H]
-    norms = np.linalg.norm(c, axis=1, keepdims=True)  # [N, 1]
-    return (c / np.maximum(norms, 1e-12)).astype(np.float32), mean.astype(np.float32)
+    return centre_rows(x, mean), mean.astype(np.float32)
+
+
+def centre_rows(x: np.ndarray, mean: np.ndarray) -> np.ndarray:
+    """[n, H] rows minus a float64 mean [H], L2-normalised, float32. Row by row, so a shard
+    of rows gets bit-for-bit what it gets inside the whole matrix (sharded generation)."""
+    c = x.astype(np.float64) - mean  # [n, H]
+    norms = np.linalg.norm(c, axis=1, keepdims=True)  # [n, 1]
+    return (c / np.maximum(norms, 1e-12)).astype(np.float32)
 
 
 def mean_pairwise_cosine(x: np.ndarray) -> float:
@@ -54,18 +60,27 @@ def _embed(texts: list[str], encoder: TextEncoder, cfg: PromptConfig, entity: st
     if not np.isfinite(raw).all():
         raise InputError(f"the model produced NaN/Inf vectors for {entity}; try dtype fp32")
     vectors, mean = centre_normalise(raw)
-    info = {
-        "generator": "semantic", "entity": entity, "count": len(texts), "dim": int(raw.shape[1]),
-        "model": encoder.describe(), "prompt_config": cfg.model_dump(mode="json"),
+    info = semantic_info(texts, encoder.describe(), cfg, entity, mean,
+                         mean_pairwise_cosine(raw), mean_pairwise_cosine(vectors),
+                         stats.n_tokens, stats.seconds)
+    return vectors, info
+
+
+def semantic_info(texts: list[str], model: dict, cfg: PromptConfig, entity: str,
+                  mean: np.ndarray, cos_raw: float, cos_centred: float, tokens: int,
+                  seconds: float) -> dict:
+    """The facts a semantic version's manifest records (one-process and sharded runs alike)."""
+    return {
+        "generator": "semantic", "entity": entity, "count": len(texts), "dim": len(mean),
+        "model": model, "prompt_config": cfg.model_dump(mode="json"),
         "texts_sha256": _texts_hash(texts), "example_text": texts[0] if texts else "",
         "centred": True, "normalised": True, "metric": "cosine",
         "centre": [float(v) for v in mean],  # subtracted before normalising
-        "mean_cosine_raw": round(mean_pairwise_cosine(raw), 4),
-        "mean_cosine_centred": round(mean_pairwise_cosine(vectors), 4),
-        "tokens": stats.n_tokens, "seconds": round(stats.seconds, 2),
-        "texts_per_s": round(stats.n_texts / max(stats.seconds, 1e-9), 2),
+        "mean_cosine_raw": round(cos_raw, 4),
+        "mean_cosine_centred": round(cos_centred, 4),
+        "tokens": tokens, "seconds": round(seconds, 2),
+        "texts_per_s": round(len(texts) / max(seconds, 1e-9), 2),
     }
-    return vectors, info
 
 
 def semantic_item_embeddings(dataset: Dataset, encoder: TextEncoder, prompt_cfg: PromptConfig

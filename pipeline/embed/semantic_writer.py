@@ -47,18 +47,19 @@ def write_semantic(dataset: Dataset, split: Split, cfg: SemanticConfig, store: E
     refs: dict[str, VersionRef] = {}
     ids, vectors, info = semantic_item_embeddings(dataset, encoder, cfg.prompt)
     refs["items"] = store.write(dataset.name, f"items/semantic-{name}", ids, vectors,
-                                _manifest(dataset, encoder, info, []), expected_ids=ids)
+                                semantic_manifest(dataset, encoder.describe(), info, []),
+                                expected_ids=ids)
     if cfg.users:
         uids, uvectors, uinfo = semantic_user_embeddings(dataset, split, encoder, cfg.prompt)
         parent = Parent(kind=refs["items"].kind, version=refs["items"].version)
         refs["users"] = store.write(dataset.name, f"users/semantic-{name}", uids, uvectors,
-                                    _manifest(dataset, encoder, uinfo, [parent]),
+                                    semantic_manifest(dataset, encoder.describe(), uinfo, [parent]),
                                     expected_ids=uids, index=IndexConfig())
     return refs
 
 
-def _manifest(dataset: Dataset, encoder: TextEncoder, info: dict, parents: list[Parent]) -> ManifestInput:
-    described = encoder.describe()
+def semantic_manifest(dataset: Dataset, described: dict, info: dict, parents: list[Parent]) -> ManifestInput:
+    """`described`: the encoder's `describe()` (model id, weights hash, how it was run)."""
     return ManifestInput(
         dataset_fingerprint=dataset.fingerprint,
         producer=Producer(
