@@ -37,20 +37,31 @@ def sample_negatives(history: torch.Tensor, shape: torch.Size, n_items: int,
 
 
 def next_item_batch(seqs: list[np.ndarray], max_len: int, n_items: int,
-                    gen: torch.Generator, with_negatives: bool) -> dict[str, torch.Tensor]:
-    """Every position predicts the item after it: input s[:-1], target s[1:]."""
+                    gen: torch.Generator, with_negatives: bool,
+                    users: np.ndarray | None = None) -> dict[str, torch.Tensor]:
+    """Every position predicts the item after it: input s[:-1], target s[1:].
+
+    `users` [B] (1-based ids of the rows' users) is passed through as batch["user"], for
+    auxiliary losses that need to know whose sequence a row is (LLM-ESR's distillation).
+    """
     t = _batch_len([s[:-1] for s in seqs], max_len)
     batch = {"input": pad_left([s[:-1] for s in seqs], t),  # [B, T]
              "target": pad_left([s[1:] for s in seqs], t)}  # [B, T]
     if with_negatives:
         history = pad_left(seqs, max(len(s) for s in seqs))
         batch["negative"] = sample_negatives(history, batch["target"].shape, n_items, gen)
+    return _with_users(batch, users)
+
+
+def _with_users(batch: dict[str, torch.Tensor], users: np.ndarray | None) -> dict[str, torch.Tensor]:
+    if users is not None:
+        batch["user"] = torch.as_tensor(np.asarray(users), dtype=torch.int64)  # [B]
     return batch
 
 
 def cloze_batch(seqs: list[np.ndarray], max_len: int, n_items: int, mask_prob: float,
                 gen: torch.Generator, with_negatives: bool,
-                last_only: torch.Tensor) -> dict[str, torch.Tensor]:
+                last_only: torch.Tensor, users: np.ndarray | None = None) -> dict[str, torch.Tensor]:
     """BERT4Rec's masked-item objective.
 
     Rows with last_only[b] mask just their last item (the inference situation); the others
@@ -72,4 +83,4 @@ def cloze_batch(seqs: list[np.ndarray], max_len: int, n_items: int, mask_prob: f
     batch = {"input": inp, "target": torch.where(masked, seq, torch.zeros_like(seq))}
     if with_negatives:
         batch["negative"] = sample_negatives(seq, seq.shape, n_items, gen)
-    return batch
+    return _with_users(batch, users)

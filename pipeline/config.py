@@ -11,6 +11,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.srs import SRSConfig
+from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
 
@@ -41,10 +42,15 @@ class TrainConfig(BaseModel):
     # AVX512-BF16/AMX and on GPUs, same quality on ML-100k. None = where it is fast.
     bf16: bool | None = None
     neg_seed: int = 0  # seed of the fixed sampled-ranking negatives (not the training seed)
+    # LLM-ESR's switches (`--method llmesr`); ignored by the other methods.
+    llmesr: LLMESRConfig = LLMESRConfig()
 
     def config_hash(self) -> str:
         """Hash of everything but the seed: runs that differ only by seed share it."""
-        payload = self.model_dump(mode="json", exclude={"seed", "threads", "device", "bf16"})
+        exclude = {"seed", "threads", "device", "bf16"}
+        if self.llmesr == LLMESRConfig():  # default: hashes of runs that predate it unchanged
+            exclude.add("llmesr")
+        payload = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import polars as pl
 
-COLUMNS = ["dataset", "fingerprint", "method", "backbone", "embedding", "seed", "split",
-           "protocol", "group", "metric", "value", "n_users", "train_seconds", "best_epoch",
+# user_embedding: the users/… version LLM-ESR's self-distillation retrieved neighbours from.
+COLUMNS = ["dataset", "fingerprint", "method", "backbone", "embedding", "user_embedding", "seed",
+           "split", "protocol", "group", "metric", "value", "n_users", "train_seconds", "best_epoch",
            "config_hash"]
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "ndcg@20", "hr@20", "mrr@10")
 

@@ -79,13 +79,16 @@ def popularity_scorer(split: Split) -> Scorer:
 def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = False,
               on_epoch_end: Callable[[int, float], None] | None = None,
               item_emb: ItemEmbedding | None = None, progress: bool = True,
-              aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None) -> RunResult:
+              aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None,
+              model_fn: Callable[[], SequentialRecommender] | None = None) -> RunResult:
     """Train cfg.backbone on split.train, select on validation, evaluate on test.
 
     run_dir receives config.json, last.pt (every epoch), best.pt and result.json. With
     `resume`, training continues from last.pt with its RNG state, so it ends where an
     uninterrupted run would. `item_emb` replaces the ID table (frozen LLM tables, adapters);
-    `aux_loss(model, batch)` is added to every step's loss (e.g. LLMEmb's alignment term).
+    `aux_loss(model, batch)` is added to every step's loss (e.g. LLMEmb's alignment term);
+    batch["user"] [B] holds each row's 1-based user id. `model_fn` builds the whole model
+    instead of build_model (LLM-ESR's dual view); it is called after seeding.
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -96,7 +99,7 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
 
     gen = checkpoint.seed_everything(cfg.seed)
     device = resolve_device(cfg.device)
-    model = build_model(cfg, split.n_items, item_emb).to(device)
+    model = (model_fn() if model_fn is not None else build_model(cfg, split.n_items, item_emb)).to(device)
     if cfg.bf16 is None:
         cfg = cfg.model_copy(update={"bf16": bf16_is_fast(device)})
     params = [p for p in model.parameters() if p.requires_grad]  # frozen tables stay out
@@ -117,12 +120,15 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
         checkpoint.set_rng_state(ckpt["rng"], gen)
         log.info("resumed %s at epoch %d", run_dir, state["epoch"])
 
-    trainable = [s for s in split.train if len(s) >= 2]  # one item has no next-item target
+    keep = [u for u, s in enumerate(split.train) if len(s) >= 2]  # one item has no next-item target
+    trainable = [split.train[u] for u in keep]
+    users = np.asarray(keep, dtype=np.int64) + 1  # row i of `trainable` is user users[i]
     scorer = model_scorer(model, bool(cfg.bf16))
     while state["epoch"] < cfg.epochs and state["bad"] < cfg.patience:
         start = time.perf_counter()
         model.train()
-        loss = _run_epoch(model, opt, trainable, cfg, gen, progress, state["epoch"] + 1, aux_loss)
+        loss = _run_epoch(model, opt, trainable, users, cfg, gen, progress, state["epoch"] + 1,
+                          aux_loss)
         state["epoch"] += 1
         if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
             model.eval()
@@ -161,7 +167,7 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
 
 
 def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: list[np.ndarray],
-               cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int,
+               users: np.ndarray, cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int,
                aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None) -> float:
     n_items, bce = model.n_items, cfg.model.loss == "bce"
     rows: list[np.ndarray] = seqs
@@ -169,6 +175,7 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
     if model.objective == "cloze":
         # Each user twice: randomly masked, and with only its last item masked (as at inference).
         rows = seqs + seqs
+        users = np.concatenate([users, users])
         last_only = torch.arange(len(rows)) >= len(seqs)
     order = _length_bucketed(rows, cfg.batch_size, gen)
     total, steps = 0.0, 0
@@ -178,9 +185,9 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
         chunk = [rows[i] for i in idx.tolist()]
         if model.objective == "cloze":
             batch = cloze_batch(chunk, cfg.model.max_len, n_items, cfg.model.mask_prob, gen, bce,
-                                last_only[idx])
+                                last_only[idx], users=users[idx.numpy()])
         else:
-            batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce)
+            batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce, users=users[idx.numpy()])
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}

@@ -58,6 +58,12 @@ class SequentialRecommender(nn.Module):
         return self.item_emb.n_items
 
     def encode(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, D]
+        return self.encode_vectors(self.item_emb(seq), seq)
+
+    def encode_vectors(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+        """x [B, T, D] input vectors of seq's positions; seq [B, T] ids (0 = padding, for
+        masks and positions) -> [B, T, D]. The seam through which LLM-ESR feeds its views
+        (models/srs/llmesr.py) to an unchanged backbone."""
         raise NotImplementedError
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, D]

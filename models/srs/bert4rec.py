@@ -21,8 +21,8 @@ class BERT4Rec(SequentialRecommender):
         self.encoder = Encoder(cfg.dim, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len,
                                cfg.attn_dropout)
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, D]
-        return self.encoder(self.item_emb(seq), positions_from_end(seq), causal=False)
+    def encode_vectors(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:  # -> [B, T, D]
+        return self.encoder(x, positions_from_end(seq), causal=False)
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, D]
         mask = torch.full_like(seq[:, :1], self.item_emb.mask_id)

@@ -20,16 +20,17 @@ class GRU4Rec(SequentialRecommender):
                           dropout=cfg.dropout if cfg.layers > 1 else 0.0)
         self.out = nn.Linear(cfg.dim, cfg.dim)
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, D]
+    def encode_vectors(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:  # -> [B, T, D]
         # The GRU runs on packed sequences, so the state never sees padding and the output
         # does not depend on how much left padding a batch carries.
         t = seq.shape[1]
         lengths = (seq > 0).sum(1)  # [B]
         ar = torch.arange(t, device=seq.device)[None]  # [1, T]
         shift = (t - lengths)[:, None]  # [B, 1] leading pads
-        right = seq.gather(1, (ar + shift).clamp(max=t - 1))  # [B, T] right-padded view
+        gather = (ar + shift).clamp(max=t - 1)[..., None].expand(-1, -1, x.shape[-1])
+        right = x.gather(1, gather)  # [B, T, D] right-padded view
         packed = pack_padded_sequence(
-            self.drop(self.item_emb(right)), lengths.clamp(min=1).cpu(),
+            self.drop(right), lengths.clamp(min=1).cpu(),
             batch_first=True, enforce_sorted=False,
         )
         out, _ = self.gru(packed)

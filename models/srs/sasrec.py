@@ -17,5 +17,5 @@ class SASRec(SequentialRecommender):
         self.encoder = Encoder(cfg.dim, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len,
                                cfg.attn_dropout)
 
-    def encode(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, T, D]
-        return self.encoder(self.item_emb(seq), positions_from_end(seq), self.cfg.causal)
+    def encode_vectors(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:  # -> [B, T, D]
+        return self.encoder(x, positions_from_end(seq), self.cfg.causal)

@@ -81,6 +81,11 @@ def resolve_embedding(dataset: Dataset, store_root: str | Path, kind: str) -> st
 def load_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str, mode: Mode,
                         dim: int) -> ItemEmbedding:
     """Read a store version that covers the catalogue and turn it into an ItemEmbedding."""
+    return item_embedding_from_store(read_item_vectors(dataset, store, ref), mode, dim)
+
+
+def read_item_vectors(dataset: Dataset, store: EmbeddingStore, ref: str) -> np.ndarray:
+    """[N, H] vectors of items 1..N in id order from a version made for this dataset."""
     version = store.resolve(ref)
     manifest = store.manifest(version)
     if manifest.dataset.fingerprint != dataset.fingerprint:
@@ -89,4 +94,4 @@ def load_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str, mode:
     ids, vectors = store.read(version)
     if not np.array_equal(ids, np.arange(1, dataset.n_items + 1)):
         raise InputError(f"{ref}: ids do not cover items 1..{dataset.n_items} in order")
-    return item_embedding_from_store(np.asarray(vectors), mode, dim)
+    return np.asarray(vectors)

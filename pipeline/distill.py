@@ -1,0 +1,155 @@
+"""LLM-ESR's retrieval-augmented self-distillation (RASD, METHODS.md §3.4).
+
+1. `retrieve_neighbours`: each user's top-k most similar *other* users by cosine over an
+   LLM user embedding of the training-period history (a `users/*` store kind), searched
+   once through the version's FAISS index, batched; never a dense user × user matrix.
+2. `RASDLoss`: an auxiliary loss for `train_srs`. For the batch's users it runs the same
+   model (training mode, dropout on) on the first n neighbours' training inputs, averages
+   their fused user representations *without gradient* and adds
+   `weight · MSE(u, mean_v u_v)`.
+
+Ids: the store's user ids are the dataset's user ids 1..U (the remapped ids of
+users.parquet), row u-1 of a Split is user u, FAISS returns ids (never row positions),
+and a training batch carries each row's user id in batch["user"]. Nothing here ever
+indexes users by a batch or store row position.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from embeddings_store import EmbeddingStore
+from models.srs import SequentialRecommender
+from pipeline.batches import pad_left
+from pipeline.data.dataset import Dataset
+from pipeline.errors import InputError
+
+log = logging.getLogger(__name__)
+NEIGHBOURS_FILE = "neighbours.npy"
+
+
+def resolve_user_embedding(dataset: Dataset, store_root: str | Path, kind: str) -> str:
+    """`users/x` (or `users/x@version|tag`) for this dataset -> its exact `dataset/kind@version`."""
+    ref = EmbeddingStore(store_root).resolve(kind, dataset=dataset.name)
+    if not ref.kind.startswith("users/"):
+        raise InputError(f"--user-embeddings {kind}: a user kind (users/…) is needed, not {ref.kind}")
+    return str(ref)
+
+
+def retrieve_neighbours(store: EmbeddingStore, ref: str, dataset: Dataset, k: int) -> np.ndarray:
+    """[U, k'] int64 user ids: row u-1 = user u's nearest other users, closest first.
+
+    k' = min(k, U - 1). The version must be made for this dataset and cover users 1..U;
+    one whose producer says its text used more than the training history is refused.
+    """
+    version = store.resolve(ref)
+    manifest = store.manifest(version)
+    if manifest.dataset.fingerprint != dataset.fingerprint:
+        raise InputError(f"{ref} was made from dataset fingerprint {manifest.dataset.fingerprint}, "
+                         f"not {dataset.fingerprint}; regenerate it for this dataset")
+    history = manifest.producer.config.get("history")
+    if history is not None and history != "train":
+        raise InputError(f"{ref}: user vectors built from {history!r} history; neighbours must "
+                         "come from training-period interactions only")
+    if history is None:
+        log.warning("%s does not state which history its user texts saw; assuming training only", ref)
+    ids, vectors = store.read(version)  # [U], [U, H]
+    n_users = dataset.n_users
+    if len(ids) != n_users or not np.array_equal(np.sort(ids), np.arange(1, n_users + 1)):
+        raise InputError(f"{ref}: ids must cover users 1..{n_users}, has {len(ids)} rows")
+    k = min(k, n_users - 1)
+    if k < 1:
+        raise InputError(f"{ref}: need at least 2 users to retrieve neighbours")
+    found, _ = store.open_index(version).search(np.asarray(vectors), k + 1)  # [U, k+1] ids
+    keep = (found != ids[:, None]) & (found > 0)  # drop self (wherever it ranks) and empty slots
+    # The first k kept entries of each row, in rank order (a stable sort moves drops last).
+    order = np.argsort(~keep, axis=1, kind="stable")[:, :k]  # [U, k]
+    if not np.take_along_axis(keep, order, axis=1).all():
+        raise InputError(f"{ref}: the index returned fewer than {k} neighbours for some users")
+    out = np.empty((n_users, k), dtype=np.int64)
+    out[ids - 1] = np.take_along_axis(found, order, axis=1)  # row of store id u -> row u-1
+    return out
+
+
+def neighbours_for_run(store: EmbeddingStore, ref: str, dataset: Dataset, k: int,
+                       run_dir: Path) -> np.ndarray:
+    """`retrieve_neighbours`, done once per run: saved as run_dir/neighbours.npy (+ .json
+    naming the version and k) and read back when the run resumes."""
+    path, meta_path = run_dir / NEIGHBOURS_FILE, run_dir / "neighbours.json"
+    meta = {"ref": str(store.resolve(ref)), "k": k, "fingerprint": dataset.fingerprint}
+    if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
+        return np.load(path)
+    table = retrieve_neighbours(store, ref, dataset, k)
+    run_dir.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=".neighbours-", suffix=".npy", dir=run_dir)
+    os.close(fd)
+    np.save(tmp, table)
+    os.replace(tmp, path)
+    meta_path.write_text(json.dumps(meta))
+    return table
+
+
+class RASDLoss:
+    """`aux_loss(model, batch)` for train_srs: weight · MSE(u, stop_grad(mean of neighbours' u)).
+
+    train: Split.train (row u-1 ↔ user u); neighbours [U, ≥n] user ids (row u-1 ↔ user u).
+    A user's input is its training sequence minus the last item (what the next-item batch
+    feeds the model, and the paper's neighbour input); a one-item history is used whole.
+    """
+
+    def __init__(self, train: list[np.ndarray], neighbours: np.ndarray, n: int, weight: float,
+                 max_len: int, chunk: int = 128) -> None:
+        if neighbours.shape[0] != len(train):
+            raise ValueError(f"neighbour table has {neighbours.shape[0]} rows for {len(train)} users")
+        if n > neighbours.shape[1]:
+            raise ValueError(f"{n} neighbours asked for, {neighbours.shape[1]} retrieved")
+        if neighbours.min() < 1 or neighbours.max() > len(train):
+            raise ValueError("neighbour ids must be user ids 1..U")
+        self.inputs = [s[:-1] if len(s) >= 2 else s for s in train]
+        self.neighbours = torch.as_tensor(neighbours[:, :n], dtype=torch.int64)  # [U, n]
+        self.n, self.weight, self.max_len, self.chunk = n, weight, max_len, chunk
+
+    def sequences(self, users: torch.Tensor) -> torch.Tensor:
+        """users [M] 1-based ids -> their inputs [M, T] left-padded (T ≤ max_len)."""
+        seqs = [self.inputs[u - 1] for u in users.tolist()]
+        length = max(1, min(self.max_len, max(len(s) for s in seqs)))
+        return pad_left(seqs, length)
+
+    def targets(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
+        """users [B] -> [B, D] mean fused representation of each user's n neighbours, detached.
+
+        The B·n forward passes dominate LLM-ESR's cost, so a neighbour shared by several
+        users of the batch is encoded once (the paper encodes every occurrence, each with
+        its own dropout draw), and the passes run in length-sorted chunks, each padded only
+        to its own longest sequence.
+        """
+        device = next(model.parameters()).device
+        nb = self.neighbours[users.cpu() - 1]  # [B, n]
+        uniq, inverse = torch.unique(nb.flatten(), return_inverse=True)  # [M], [B·n]
+        lengths = torch.tensor([len(self.inputs[u - 1]) for u in uniq.tolist()])
+        order = torch.argsort(lengths, descending=True)
+        with torch.no_grad():
+            parts = [model(self.sequences(uniq[c]).to(device)).float()
+                     for c in order.split(self.chunk)]  # each [≤chunk, D]
+        reps = torch.empty(len(uniq), parts[0].shape[1], device=device)
+        reps[order.to(device)] = torch.cat(parts)  # [M, D] back in uniq order
+        return reps[inverse.to(device)].view(len(users), self.n, -1).mean(1)
+
+    def __call__(self, model: SequentialRecommender, batch: dict[str, torch.Tensor]) -> torch.Tensor:
+        users = batch["user"]  # [B]
+        # The recommendation loss's own pass when the model kept it (LLM-ESR, next-item
+        # batches: input = history but the last item); otherwise one more forward.
+        take = getattr(model, "take_user", None)
+        student = take() if take is not None else None  # [B, D], with gradient
+        if student is None or len(student) != len(users):
+            device = next(model.parameters()).device
+            student = model(self.sequences(users).to(device))
+        return self.weight * F.mse_loss(student.float(), self.targets(model, users))

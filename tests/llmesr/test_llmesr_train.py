@@ -1,0 +1,113 @@
+"""LLM-ESR through the common training loop and evaluation; the CLI's up-front checks."""
+
+from __future__ import annotations
+
+import math
+import sys
+
+import numpy as np
+import pytest
+import torch
+from llmesr_helpers import TINY
+
+from models.srs.llmesr import LLMESRConfig
+from pipeline.config import load_train_config
+from pipeline.evaluate import pick
+from pipeline.llmesr import semantic_view, train_llmesr
+
+
+@pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])
+def test_short_run_learns_keeps_the_table_frozen_and_reports(
+        llmesr_store, synthetic_dataset, synthetic_split, item_vectors, tmp_path, backbone):
+    store, items, users = llmesr_store
+    cfg = load_train_config(backbone, {**TINY, "epochs": 4, "lr": 0.005})
+    losses: list[float] = []
+    result = train_llmesr(synthetic_dataset, synthetic_split, cfg, store, items, users, tmp_path,
+                          progress=False, on_epoch_end=lambda e, loss: losses.append(loss))
+    assert all(math.isfinite(x) for x in losses) and losses[-1] < losses[0]
+    values = [r["value"] for r in result.test_rows]
+    assert values and all(0.0 <= v <= 1.0 for v in values)
+    assert pick(result.test_rows, "s100", "overall", "ndcg@10") > 0.0
+    # Neighbours retrieved once into the run folder: [U, 100] user ids, never the user.
+    nb = np.load(tmp_path / "neighbours.npy")
+    assert nb.shape == (synthetic_dataset.n_users, 100)
+    assert not (nb == np.arange(1, synthetic_dataset.n_users + 1)[:, None]).any()
+    # The frozen table is saved unchanged; adapter and ID table moved.
+    best = torch.load(tmp_path / "best.pt", weights_only=True)["model"]
+    torch.manual_seed(0)
+    fresh = semantic_view(item_vectors, 16)
+    assert torch.equal(best["item_emb.semantic.frozen"], fresh.frozen)
+    assert not torch.allclose(best["item_emb.semantic.adapter.0.weight"], fresh.adapter[0].weight)
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_resumed_run_matches_uninterrupted(llmesr_store, synthetic_dataset, synthetic_split,
+                                           tmp_path):
+    store, items, users = llmesr_store
+    cfg = load_train_config("sasrec", {**TINY, "epochs": 2})
+    args = (synthetic_dataset, synthetic_split, cfg, store, items, users)
+    full = train_llmesr(*args, tmp_path / "a", progress=False)
+
+    def stop(epoch, loss):
+        raise Interrupt
+
+    with pytest.raises(Interrupt):
+        train_llmesr(*args, tmp_path / "b", progress=False, on_epoch_end=stop)
+    resumed = train_llmesr(*args, tmp_path / "b", resume=True, progress=False)
+    assert resumed.epochs_run == 2 and resumed.test_rows == full.test_rows
+
+
+def test_distillation_off_needs_no_user_vectors(llmesr_store, synthetic_dataset, synthetic_split,
+                                                tmp_path):
+    store, items, _ = llmesr_store
+    cfg = load_train_config("sasrec", {**TINY, "epochs": 1, "llmesr.distill_weight": 0})
+    result = train_llmesr(synthetic_dataset, synthetic_split, cfg, store, items, None, tmp_path,
+                          progress=False)
+    assert result.epochs_run == 1 and not (tmp_path / "neighbours.npy").exists()
+
+
+def test_variant_names_and_hashes():
+    base = load_train_config("sasrec")
+    off = load_train_config("sasrec", {"llmesr.distill_weight": 0, "llmesr.views": "semantic"})
+    assert LLMESRConfig().variant() == "llmesr"
+    assert off.llmesr.variant() == "llmesr(views=semantic,distill_weight=0.0)"
+    assert base.config_hash() != off.config_hash()
+    # A default llmesr block stays out of the hash: ID-only runs keep their old hashes.
+    assert "llmesr" not in base.model_dump_json(exclude={"llmesr"})
+    assert base.config_hash() == load_train_config("sasrec", {"llmesr.n_neighbours": 10}).config_hash()
+    with pytest.raises(Exception, match="n_neighbours"):
+        LLMESRConfig(n_neighbours=20, retrieve_k=10)
+
+
+def _run_cli(args, monkeypatch, capsys):
+    from llm4srs.cli import main
+
+    monkeypatch.setattr(sys, "argv", ["llm4srs", *args])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    return int(exc.value.code or 0), out.err
+
+
+@pytest.mark.parametrize(("extra", "needle"), [
+    ([], "--method llmesr needs --embeddings"),
+    (["--embeddings", "items/test"], "--method llmesr needs --user-embeddings"),
+    (["--embeddings", "items/test", "--user-embeddings", "items/test"], "a users/… kind is needed"),
+], ids=["no-items", "no-users", "users-of-the-wrong-entity"])
+def test_cli_refuses_incomplete_llmesr(llmesr_store, synthetic_dataset, tmp_path, monkeypatch,
+                                       capsys, extra, needle):
+    store = llmesr_store[0]
+    code, err = _run_cli(["train", "--dataset", "synthetic", "--method", "llmesr", *extra,
+                          "--store", str(store.root), "--data-dir", str(tmp_path)],
+                         monkeypatch, capsys)
+    assert code == 2 and needle in err and len(err.strip().splitlines()) == 1
+    assert not (tmp_path / "prepared").exists()
+
+
+def test_cli_refuses_user_vectors_without_llmesr(tmp_path, monkeypatch, capsys):
+    code, err = _run_cli(["train", "--user-embeddings", "users/x", "--data-dir", str(tmp_path)],
+                         monkeypatch, capsys)
+    assert code == 2 and "only used by --method llmesr" in err
