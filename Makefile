@@ -21,7 +21,7 @@ export TRANSFORMERS_OFFLINE := 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup test test-gpu srs embeddings lint fmt bench clean
+.PHONY: help setup test test-gpu srs embeddings compare lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -50,6 +50,9 @@ srs: $(STAMP) ## prepare DATASET and train+evaluate the ID-only backbones
 
 embeddings: $(STAMP) ## stage 1 on DATASET: every built generator into ./store
 	$(BIN)/llm4srs embed all --dataset $(DATASET)
+
+compare: $(STAMP) ## every method x backbone x seed on DATASET's stored embeddings: table + plot (ML-100k: < 60 min on 2 cores)
+	$(BIN)/llm4srs compare --dataset $(DATASET) --seeds $(SEEDS) $(COMPARE_ARGS)
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check pipeline models embeddings_store flows llm4srs tests bench

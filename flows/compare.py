@@ -1,0 +1,146 @@
+"""Comparison flow: every (item embedding × method × backbone × seed) cell through the
+cached SRS train task, then one results table, a markdown artifact and a bar plot.
+
+Methods: `id` (ID-only), `llm-init` (item table initialised from the embedding's PCA),
+`llmesr` (LLM-ESR: dual view + self-distillation over neighbours from a users/* kind) and
+its ablations. Cells run longest first, `concurrency` at a time on a process pool (one
+after the other in the flow's process when 1); each is an ordinary `flows.srs.train` run
+keyed on its content, so a cell done before (by this flow or `llm4srs train`) costs nothing.
+"""
+
+from __future__ import annotations
+
+import inspect
+import os
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from prefect import flow, get_run_logger
+from prefect.artifacts import create_markdown_artifact
+from prefect.futures import as_completed
+from prefect.task_runners import ProcessPoolTaskRunner
+
+from flows.common import prepare
+from flows.srs import train
+from pipeline.compare import (
+    DEFAULT_ABLATIONS,
+    Cell,
+    grid_embeddings,
+    load_preset,
+    methods_for,
+    plan_cells,
+)
+from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
+from pipeline.data.dataset import Dataset
+from pipeline.plots import compare_plot
+from pipeline.results import write_table
+
+
+def supports_llmesr() -> bool:
+    """Whether the SRS train task takes `method` (LLM-ESR) in this build."""
+    return "method" in inspect.signature(train.fn).parameters
+
+
+def _train(cell: Cell, dataset_path: str, runs_dir: str, store_root: str, submit: bool):
+    """The cell's train task: called here (returns rows) or submitted (returns a future)."""
+    extra: dict[str, Any] = {}
+    if cell.train_method != "srs":
+        extra = {"method": cell.train_method, "user_embedding": cell.user_embedding}
+    call = train.submit if submit else train
+    return call(dataset_path, cell.backbone, cell.seed, cell.overrides, runs_dir, resume=False,
+                embedding=cell.embedding, embedding_mode="init", store_root=store_root, **extra)
+
+
+def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: str,
+              concurrency: int) -> tuple[list[dict], list[str]]:
+    """Train every cell, longest first; returns (rows in cell order, each labelled with its
+    cell's method; failures as "cell: error" lines). A failed cell does not stop the others
+    (it is not cached, so a re-run retries it). concurrency 1: one after the other in this
+    process; more: that many at once on the flow's process pool."""
+    log = get_run_logger()
+    order = sorted(range(len(cells)), key=lambda i: -cells[i].cost)
+    results: dict[int, list[dict]] = {}
+    failed: list[str] = []
+
+    def finish(i: int, start: float, get_rows: Callable[[], list[dict]]) -> None:
+        try:
+            rows = get_rows()
+        except Exception as e:  # reported in the table's notes; the other cells go on
+            failed.append(f"{cells[i].name}: {type(e).__name__}: {e}")
+            log.error("cell %s failed: %s", cells[i].name, e)
+            return
+        results[i] = [{**r, "method": cells[i].method} for r in rows]
+        log.info("cell %d/%d done (%s, %.0f s)", len(results) + len(failed), len(cells),
+                 cells[i].name, time.perf_counter() - start)
+
+    if concurrency == 1:
+        for i in order:
+            finish(i, time.perf_counter(),
+                   partial(_train, cells[i], dataset_path, runs_dir, store_root, False))
+    inflight: dict[Any, tuple[int, float]] = {}
+    while concurrency > 1 and (order or inflight):
+        while order and len(inflight) < concurrency:
+            i = order.pop(0)
+            inflight[_train(cells[i], dataset_path, runs_dir, store_root, True)] = (
+                i, time.perf_counter())
+        future = next(as_completed(list(inflight)))
+        finish(*inflight.pop(future), future.result)
+    return [r for i in sorted(results) for r in results[i]], failed
+
+
+# Processes, not threads: each training seeds torch's *global* generator (weight init,
+# dropout), which two cells in one process would share and interleave; in their own
+# processes a cell gives the same numbers as the same run of `llm4srs train`.
+@flow(name="compare", task_runner=ProcessPoolTaskRunner(max_workers=max(os.cpu_count() or 2, 2)))
+def compare_flow(dataset: str = "movielens-100k",
+                 backbones: list[str] = ["sasrec", "gru4rec", "bert4rec"],  # noqa: B006
+                 seeds: list[int] = [0, 1, 2],  # noqa: B006
+                 kinds: list[str] | None = None, methods: list[str] | None = None,
+                 ablations: dict[str, dict] | None = None, store_root: str = "store",
+                 runs_dir: str = "runs", data_dir: str = "data",
+                 overrides: dict | None = None, concurrency: int | None = None) -> dict:
+    """Run the comparison grid; returns {"table", "plot", "markdown", "cells", "failed"}.
+
+    kinds: item kinds (None = every items/* kind in the store but sasrec-id and
+    e4srec-head); methods: None = id, llm-init, llmesr and the ablations (LLM-ESR's only
+    when the train task supports it); ablations: name -> overrides of the llmesr cell
+    (None = llmesr-nodistill, llmesr-nocross); overrides: on top of the budget preset
+    configs/compare.yaml; concurrency: cells at once (None = the preset's).
+    """
+    log = get_run_logger()
+    preset = load_preset()
+    path = prepare(dataset, data_dir)
+    ds = Dataset.load(Path(path))
+    abl = DEFAULT_ABLATIONS if ablations is None else ablations
+    chosen = methods_for(methods, abl, supports_llmesr())
+    items, users = grid_embeddings(ds, store_root, kinds) if any(
+        m != "id" for m in chosen) else ([], {})
+    cells, notes = plan_cells(backbones, seeds, items, users, chosen, abl, preset, overrides)
+    log.info("compare on %s: %d cells, %d at a time", ds.name, len(cells),
+             concurrency or preset.concurrency)
+    start = time.perf_counter()
+    rows, failed = run_cells(cells, path, runs_dir, store_root, concurrency or preset.concurrency)
+    if not rows:
+        raise RuntimeError("every comparison cell failed: " + "; ".join(failed[:3]))
+    e4srec, source = find_e4srec_rows(Path(runs_dir), ds.name, ds.fingerprint)
+    if e4srec:
+        rows += e4srec
+        notes.append(f"E4SRec rows from {source}")
+    notes += [f"failed: {f}" for f in failed]
+    notes.append(f"{len(cells)} cells ({len(cells) - len(failed)} ok) in "
+                 f"{(time.perf_counter() - start) / 60:.1f} min; budget preset "
+                 f"configs/compare.yaml, overrides {overrides or {}}")
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    out = Path(runs_dir) / ds.name / f"compare-{stamp}"
+    table = write_table(rows, out.with_suffix(".parquet"))
+    agg = aggregate(rows)
+    plot = compare_plot(agg, out.with_suffix(".png"), title=f"{ds.name}: test full NDCG@10")
+    md = markdown(agg, f"Comparison on {ds.name}", notes=notes)
+    create_markdown_artifact(f"{md}\n\nTable: `{table}`; plot: `{plot}`", key="compare-results",
+                             description=f"methods on {ds.name}")
+    return {"table": str(table), "plot": str(plot), "markdown": md, "cells": len(cells),
+            "failed": failed}

@@ -1,0 +1,217 @@
+"""The comparison grid: (item embedding × method × backbone × seed) cells, planned from
+what the store holds for a dataset, under the budget preset of configs/compare.yaml.
+
+Pure planning: nothing here trains. `flows/compare.py` turns each `Cell` into one call of
+the cached SRS train task, so a cell done before costs nothing.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from embeddings_store import EmbeddingStore
+from embeddings_store.errors import StoreError
+from pipeline.data.dataset import Dataset
+from pipeline.embed.init_table import resolve_embedding
+from pipeline.errors import InputError
+
+PRESET = Path(__file__).resolve().parents[1] / "configs" / "compare.yaml"
+BASE_METHODS = ("id", "llm-init", "llmesr")
+# LLM-ESR ablations (METHODS.md §3.6): name -> overrides of the llmesr cell.
+DEFAULT_ABLATIONS: dict[str, dict[str, Any]] = {
+    "llmesr-nodistill": {"llmesr.distill_weight": 0},
+    "llmesr-nocross": {"llmesr.cross_attention": False},
+}
+# Item kinds that are not LLM item embeddings: the ID table LLMEmb aligns to, and E4SRec's
+# trained output head.
+EXCLUDED_KINDS = ("items/sasrec-id", "items/e4srec-head")
+# CPU seconds per epoch on one thread under configs/compare.yaml (ML-100k, measured; the
+# nodistill entries of GRU4Rec/BERT4Rec estimated), for longest-first scheduling only.
+_COST = {"sasrec": {"srs": 3.1, "llmesr": 8.4, "nodistill": 5.2},
+         "gru4rec": {"srs": 1.8, "llmesr": 6.1, "nodistill": 3.5},
+         "bert4rec": {"srs": 3.0, "llmesr": 19.5, "nodistill": 9.0}}
+
+
+class ComparePreset(BaseModel):
+    """configs/compare.yaml: the budget every cell runs under (see the file's comments)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    overrides: dict[str, Any] = {}
+    llmesr_overrides: dict[str, Any] = {}
+    concurrency: int = Field(2, ge=1)
+    kinds: list[str] = ["items/semantic-*", "items/llmemb-rat"]
+    ablation_backbones: list[str] = ["sasrec"]
+    llmesr_all_kinds: bool = False  # False: LLM-ESR on the first item kind only
+
+
+def load_preset(path: Path | None = None) -> ComparePreset:
+    path = path or PRESET
+    try:
+        return ComparePreset(**(yaml.safe_load(path.read_text()) or {}))
+    except (OSError, ValidationError) as e:
+        raise InputError(f"compare preset {path}: {e}") from None
+
+
+class Cell(BaseModel):
+    """One training run of the grid; `method` is the label its result rows carry."""
+
+    model_config = ConfigDict(frozen=True)
+    method: str  # id | llm-init | llmesr | an ablation name
+    backbone: str
+    seed: int
+    embedding: str | None = None  # resolved items/… reference
+    user_embedding: str | None = None  # resolved users/… reference (LLM-ESR's neighbours)
+    train_method: str = "srs"  # the train task's `method`: srs | llmesr
+    overrides: dict[str, Any] = {}  # everything the cell trains under (preset included)
+
+    @property
+    def cost(self) -> float:
+        """Relative training cost (see _COST); RASD's neighbour forwards dominate LLM-ESR."""
+        kind = self.train_method
+        if kind == "llmesr" and not self.overrides.get("llmesr.distill_weight", 1):
+            kind = "nodistill"
+        return _COST.get(self.backbone, _COST["sasrec"]).get(kind, 1.0)
+
+    @property
+    def name(self) -> str:
+        kind = f" {short_kind(self.embedding)}" if self.embedding else ""
+        return f"{self.backbone} {self.method}{kind} s{self.seed}"
+
+
+def short_kind(ref: str | None) -> str | None:
+    """`dataset/items/semantic-smollm2@v0003` (or `items/x`) -> `semantic-smollm2`."""
+    if not ref:
+        return None
+    return ref.split("@")[0].rsplit("/", 1)[-1]
+
+
+def store_kinds(store_root: str | Path, dataset: str, entity: str) -> list[str]:
+    """`entity/*` kinds of `dataset` that have a readable current version, sorted."""
+    store = EmbeddingStore(store_root)
+    kinds = sorted({v.kind for v in store.list(dataset) if v.kind.startswith(f"{entity}/")})
+    out = []
+    for kind in kinds:
+        try:
+            store.resolve(kind, dataset=dataset)
+        except StoreError:
+            continue  # no CURRENT (an interrupted first write): nothing to compare
+        out.append(kind)
+    return out
+
+
+def _semantic_first(kinds: list[str]) -> list[str]:
+    return sorted(kinds, key=lambda k: (not short_kind(k).startswith("semantic-"), k))
+
+
+def select_kinds(available: list[str], wanted: list[str] | None,
+                 patterns: list[str] | None = None, dataset: str | None = None) -> list[str]:
+    """The item kinds of the grid, LLM-ESR's semantic view first.
+
+    wanted None: `patterns` (fnmatch) over the available kinds, or every kind but the
+    excluded ones when `patterns` is None or matches nothing; a list: those kinds (each
+    must exist; "items/" may be left out).
+    """
+    usable = [k for k in available if k not in EXCLUDED_KINDS]
+    if not usable:
+        where = f" for {dataset}" if dataset else " for this dataset"
+        run = f"llm4srs embed --dataset {dataset}" if dataset else "llm4srs embed"
+        raise InputError(f"no item embeddings (items/…) in the store{where}; run `{run}` first")
+    if wanted is None:
+        chosen = [k for k in usable if any(fnmatch.fnmatch(k, p) for p in patterns or [])]
+        return _semantic_first(chosen or usable)
+    out = []
+    for kind in wanted:
+        kind = kind if "/" in kind else f"items/{kind}"
+        if kind not in available:
+            raise InputError(f"--kinds: {kind} is not in the store (have: {', '.join(usable)})")
+        if not kind.startswith("items/"):
+            raise InputError(f"--kinds: {kind} is not an item kind (items/…)")
+        out.append(kind)
+    return list(dict.fromkeys(out))
+
+
+def pick_user_kind(items_kind: str, user_kinds: list[str]) -> str | None:
+    """users/<same name> as the item kind, else a users/semantic-* kind, else None."""
+    same = f"users/{short_kind(items_kind)}"
+    if same in user_kinds:
+        return same
+    semantic = [k for k in user_kinds if short_kind(k).startswith("semantic-")]
+    return semantic[0] if semantic else None
+
+
+def grid_embeddings(dataset: Dataset, store_root: str | Path, kinds: list[str] | None
+                    ) -> tuple[list[str], dict[str, str | None]]:
+    """(item refs in grid order, item ref -> the user ref LLM-ESR retrieves neighbours with),
+    every ref resolved to its exact `dataset/kind@version` (see `select_kinds`)."""
+    store = EmbeddingStore(store_root)
+    user_kinds = store_kinds(store_root, dataset.name, "users")
+    items: list[str] = []
+    users: dict[str, str | None] = {}
+    for kind in select_kinds(store_kinds(store_root, dataset.name, "items"), kinds,
+                             dataset=dataset.name):
+        ref = resolve_embedding(dataset, store_root, kind)
+        user_kind = pick_user_kind(kind, user_kinds)
+        users[ref] = str(store.resolve(user_kind, dataset=dataset.name)) if user_kind else None
+        items.append(ref)
+    return items, users
+
+
+def methods_for(methods: list[str] | None, ablations: dict[str, dict], llmesr: bool) -> list[str]:
+    """Validated method names; None = every base method and ablation (LLM-ESR's only when
+    the train task supports it)."""
+    known = [*BASE_METHODS, *ablations]
+    if methods is None:
+        return [m for m in known if llmesr or not m.startswith("llmesr")]
+    unknown = [m for m in methods if m not in known]
+    if unknown or not methods:
+        raise InputError(f"unknown method {', '.join(unknown) or '(none)'}; choose from "
+                         f"{', '.join(known)}")
+    if not llmesr and any(m == "llmesr" or m in ablations for m in methods):
+        raise InputError("LLM-ESR is not available in this build (flows.srs.train has no "
+                         "`method` parameter)")
+    return list(dict.fromkeys(methods))
+
+
+def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
+               users: dict[str, str | None], methods: list[str],
+               ablations: dict[str, dict], preset: ComparePreset,
+               overrides: dict[str, Any] | None = None) -> tuple[list[Cell], list[str]]:
+    """(cells, notes). `items`: resolved item refs in grid order; `users[item_ref]`: the
+    resolved user ref LLM-ESR retrieves neighbours with (None: LLM-ESR is skipped for that
+    kind, with a note). LLM-ESR runs on the first item kind (every kind with the preset's
+    `llmesr_all_kinds`); its ablations on the first kind and `ablation_backbones` (or the
+    first backbone when none of those is in the grid)."""
+    common = {**preset.overrides, **(overrides or {})}
+    llmesr_common = {**preset.overrides, **preset.llmesr_overrides, **(overrides or {})}
+    abl_backbones = [b for b in backbones if b in preset.ablation_backbones] or backbones[:1]
+    cells: list[Cell] = []
+    notes: list[str] = []
+    for backbone in backbones:
+        for seed in seeds:
+            if "id" in methods:
+                cells.append(Cell(method="id", backbone=backbone, seed=seed, overrides=common))
+            for i, ref in enumerate(items):
+                if "llm-init" in methods:
+                    cells.append(Cell(method="llm-init", backbone=backbone, seed=seed,
+                                      embedding=ref, overrides=common))
+                names = ["llmesr"] if "llmesr" in methods and (
+                    i == 0 or preset.llmesr_all_kinds) else []
+                if i == 0 and backbone in abl_backbones:
+                    names += [m for m in methods if m in ablations]
+                for name in names:
+                    extra = ablations.get(name, {})
+                    distill = extra.get("llmesr.distill_weight", 1) != 0
+                    if distill and users.get(ref) is None:
+                        note = f"{name} on {short_kind(ref)}: skipped, no users/* kind in the store"
+                        notes += [] if note in notes else [note]
+                        continue
+                    cells.append(Cell(method=name, backbone=backbone, seed=seed, embedding=ref,
+                                      user_embedding=users.get(ref) if distill else None,
+                                      train_method="llmesr",
+                                      overrides={**llmesr_common, **extra}))
+    return cells, notes
