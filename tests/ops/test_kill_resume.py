@@ -36,14 +36,14 @@ def start(mode: str, args: dict, log: Path) -> subprocess.Popen:
                                 start_new_session=True)
 
 
-def finish(proc: subprocess.Popen, args: dict, log: Path, timeout: float = 300) -> dict:
+def finish(proc: subprocess.Popen, args: dict, log: Path, timeout: float = 900) -> dict:
     rc = proc.wait(timeout=timeout)
     assert rc == 0, log.read_text()[-3000:]
     return json.loads(Path(args["out"]).read_text())
 
 
 def kill_when(proc: subprocess.Popen, ready: Callable[[], bool], log: Path,
-              timeout: float = 240) -> None:
+              timeout: float = 900) -> None:
     """SIGKILL the worker's whole process group as soon as `ready()` holds."""
     deadline = time.monotonic() + timeout
     while not ready():
