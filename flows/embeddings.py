@@ -15,6 +15,8 @@ from prefect.artifacts import create_markdown_artifact
 
 from embeddings_store import EmbeddingStore
 from flows.common import prepare
+from flows.sharding import semantic_sharded
+from flows.tslrec import publish_tslrec, tslrec
 from models.llm import LLMSpec
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset, read_fingerprint
@@ -106,20 +108,28 @@ def rat(dataset_path: str, config: dict, upstream: list[str], store_root: str, r
 def embeddings_flow(dataset: str = "movielens-100k", generators: list[str] = ["sasrec-id"],  # noqa: B006
                     sasrec_overrides: dict | None = None, semantic_config: dict | None = None,
                     llm: dict | None = None, scft_config: dict | None = None,
-                    rat_config: dict | None = None, data_dir: str = "data",
+                    rat_config: dict | None = None, tslrec_config: dict | None = None,
+                    data_dir: str = "data",
                     store_root: str = "store", runs_dir: str = "runs",
-                    refresh: bool = False) -> dict[str, str]:
+                    refresh: bool = False, shards: int = 1, task_runner: str = "threads",
+                    runner_address: str | None = None,
+                    workers: int | None = None) -> dict[str, str]:
     """Run the chosen generators; returns {kind: version ref}.
 
     `refresh` recomputes every generator instead of reusing the task cache (e.g. after
-    deleting versions from the store by hand).
+    deleting versions from the store by hand). `shards` > 1 splits the semantic generator
+    into that many tasks on `task_runner` (threads | dask | ray; `runner_address` joins a
+    running cluster, `workers` sizes a local one): same kinds and bytes (flows/sharding.py).
     """
     path = prepare(dataset, data_dir)
     refs: dict[str, str] = {}
     opts = {"refresh_cache": refresh}
-    if "semantic" in generators:
+    if "semantic" in generators and shards > 1:
+        refs.update(semantic_sharded.with_options(**opts)(
+            path, semantic_config or {}, store_root, shards, task_runner, runner_address, workers))
+    elif "semantic" in generators:
         refs.update(semantic.with_options(**opts)(path, semantic_config or {}, store_root))
-    if "sasrec-id" in generators or "llmemb" in generators:
+    if {"sasrec-id", "llmemb", "tslrec"} & set(generators):
         refs["items/sasrec-id"] = sasrec_id.with_options(**opts)(
             path, sasrec_overrides or {}, store_root, runs_dir)
     if "llmemb" in generators:
@@ -128,6 +138,10 @@ def embeddings_flow(dataset: str = "movielens-100k", generators: list[str] = ["s
         upstream = [refs["items/llmemb-scft"], refs["items/sasrec-id"]]
         refs["items/llmemb-rat"] = rat.with_options(**opts)(
             path, rat_config or {}, upstream, store_root, runs_dir)
+    if "tslrec" in generators:  # k-means on the SASRec table: its exact version keys the cache
+        refs["items/tslrec"] = tslrec.with_options(**opts)(
+            path, llm or {}, tslrec_config or {}, refs["items/sasrec-id"], store_root, runs_dir)
+        publish_tslrec(store_root, refs["items/tslrec"])
     lines = [f"## Embeddings for {Dataset.load(Path(path)).name}", "",
              "| kind | version |", "|---|---|"]
     lines += [f"| `{kind}` | `{ref}` |" for kind, ref in refs.items()]
