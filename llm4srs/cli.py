@@ -21,6 +21,7 @@ env.configure()
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="LLM embeddings for sequential recommenders.")
 BACKBONE_NAMES = ("sasrec", "gru4rec", "bert4rec", "pop")
+METHOD_NAMES = ("srs", "llmesr")
 
 DatasetOpt = Annotated[str, typer.Option(
     "--dataset", "-d", help="movielens-100k | source:PATH (lcrec, amazon, yelp, movielens-1m, "
@@ -35,6 +36,15 @@ def _mount_store() -> None:
 
 
 _mount_store()
+
+
+def _mount_compare() -> None:
+    from llm4srs.compare_cli import compare
+
+    app.command("compare")(compare)
+
+
+_mount_compare()
 
 
 def _csv(value: str) -> list[str]:
@@ -83,6 +93,8 @@ def train(
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set lr=0.002 --set model.dropout=0.3")] = [],  # noqa: B006
     embeddings: Annotated[str | None, typer.Option(help="item kind from the store, e.g. items/llmemb-rat (default: ID-only)")] = None,
     embedding_mode: Annotated[str, typer.Option(help="init (PCA to dim, then trained) | frozen_adapter")] = "init",
+    method: Annotated[str, typer.Option(help="srs (a backbone, ID-only or on --embeddings) | llmesr (LLM-ESR: dual view on --embeddings, self-distillation over --user-embeddings neighbours; switches as --set llmesr.<field>=…)")] = "srs",
+    user_embeddings: Annotated[str | None, typer.Option(help="user kind from the store for LLM-ESR's neighbours, e.g. users/semantic-smollm2")] = None,
     store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
     resume: Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")] = False,
     data_dir: DataDirOpt = Path("data"),
@@ -107,21 +119,38 @@ def train(
     overrides = _parse_sets(set_)
     if embedding_mode not in ("init", "frozen_adapter"):
         raise _usage(f"--embedding-mode must be init or frozen_adapter, not {embedding_mode!r}")
+    if method not in METHOD_NAMES:
+        raise _usage(f"--method must be one of {', '.join(METHOD_NAMES)}, not {method!r}")
+    if method == "llmesr" and embeddings is None:
+        raise _usage("--method llmesr needs --embeddings (an item kind, e.g. items/semantic-smollm2)")
+    if method != "llmesr" and user_embeddings is not None:
+        raise _usage("--user-embeddings is only used by --method llmesr")
     resolve_dataset(dataset)  # fail fast on a bad spec, before Prefect starts
-    if embeddings is not None:
-        from embeddings_store import EmbeddingStore
+    for flag, ref, entity in (("--embeddings", embeddings, "items/"),
+                              ("--user-embeddings", user_embeddings, "users/")):
+        if ref is not None:
+            from embeddings_store import EmbeddingStore
 
-        EmbeddingStore(store).resolve(embeddings, dataset=resolve_dataset(dataset).dataset_name)
-    for b in backbones:  # and on a bad config
-        load_train_config(b, overrides, config)
+            found = EmbeddingStore(store).resolve(ref, dataset=resolve_dataset(dataset).dataset_name)
+            if not found.kind.startswith(entity):
+                raise _usage(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
+    cfgs = [load_train_config(b, overrides, config) for b in backbones]  # and on a bad config
+    if method == "llmesr" and user_embeddings is None and any(
+            c.llmesr.distill_weight > 0 for c in cfgs if c.backbone != "pop"):
+        raise _usage("--method llmesr needs --user-embeddings (a user kind, e.g. "
+                     "users/semantic-smollm2), or --set llmesr.distill_weight=0")
     if config is not None:
         overrides = {**_yaml_overrides(config), **overrides}
+    if embeddings is not None:  # it fits the dataset (fingerprint, items 1..N, width)
+        _check_embedding(dataset, data_dir, store, embeddings, cfgs,
+                         init=method == "srs" and embedding_mode == "init")
 
     from flows.srs import srs_flow
 
     out = srs_flow(dataset=dataset, backbones=backbones, seeds=seed_list, overrides=overrides,
                    data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume,
-                   embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store))
+                   embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store),
+                   method=method, user_embedding=user_embeddings)
     rows = pl.read_parquet(out).to_dicts()
     if as_json:
         typer.echo(json.dumps(rows))
@@ -130,12 +159,15 @@ def train(
         typer.echo(f"\nrows: {out}")
 
 
-GENERATORS = ("semantic", "sasrec-id", "llmemb")
+GENERATORS = ("semantic", "sasrec-id", "llmemb", "tslrec")
+# What `embed all` (and `make embeddings`) runs. TSLRec stays opt-in (`embed tslrec`) until
+# its CPU cost fits `make embeddings`' 45-minute budget on 2 cores (issue #5).
+ALL_GENERATORS = ("semantic", "sasrec-id", "llmemb")
 
 
 @app.command()
 def embed(
-    generators: Annotated[str, typer.Argument(help=f"'all' or a comma list of {', '.join(GENERATORS)}")] = "all",
+    generators: Annotated[str, typer.Argument(help=f"'all' ({', '.join(ALL_GENERATORS)}) or a comma list of {', '.join(GENERATORS)}")] = "all",
     dataset: DatasetOpt = "movielens-100k",
     store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
     model: Annotated[str, typer.Option(help="LLM: smollm2 | minilm | HF id | folder | .gguf file")] = "smollm2",
@@ -143,18 +175,26 @@ def embed(
     data_dir: DataDirOpt = Path("data"),
     runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators")] = Path("runs"),
     scft_steps: Annotated[int | None, typer.Option(help="cap on SCFT optimizer steps (CPU default 60)")] = None,
+    tslrec_steps: Annotated[int | None, typer.Option(help="cap on TSLRec SFT steps (CPU default 80, of 8 users)")] = None,
+    tslrec_mode: Annotated[str | None, typer.Option(help="TSLRec input: auto | text (titles) | ids (item_<id>, limited text)")] = None,
     force: Annotated[bool, typer.Option(help="recompute instead of reusing cached generator runs")] = False,
+    ids_as_text: Annotated[bool, typer.Option(help="semantic on a dataset without item text: embed 'item <id>' strings")] = False,
+    shards: Annotated[int, typer.Option(min=1, help="semantic in this many shards (tasks that each write a Parquet part)")] = 1,
+    task_runner: Annotated[str, typer.Option(help="where shards run: threads | dask | ray")] = "threads",
+    runner_address: Annotated[str | None, typer.Option(help="a running Dask scheduler / Ray head to use instead of a local cluster")] = None,
+    workers: Annotated[int | None, typer.Option(min=1, help="workers of the local cluster (threads: pool size)")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="print {kind: version} as JSON")] = False,
 ) -> None:
     """Stage 1: write item/user embeddings to the store (Prefect flow `embeddings`).
 
     llmemb = SCFT (→ items/llmemb-scft) then RAT (→ items/llmemb-rat); it needs sasrec-id,
-    which it runs first.
+    which it runs first. tslrec = k-means on sasrec-id → user-level preference SFT →
+    items/tslrec; it also runs sasrec-id first.
     """
     from pipeline.config import load_train_config
     from pipeline.data.config import resolve_dataset
 
-    chosen = list(GENERATORS) if generators == "all" else _csv(generators)
+    chosen = list(ALL_GENERATORS) if generators == "all" else _csv(generators)
     unknown = [g for g in chosen if g not in GENERATORS]
     if unknown or not chosen:
         raise _usage(f"unknown generator {', '.join(unknown) or '(none)'}; choose from all, {', '.join(GENERATORS)}")
@@ -162,16 +202,136 @@ def embed(
     resolve_dataset(dataset)
     load_train_config("sasrec", overrides)
 
-    from flows.embeddings import embeddings_flow
-    from models.llm import LLMSpec
+    from models.llm import LLMSpec, check_source
+    from pipeline.data.prepare import prepare_dataset
+    from pipeline.preflight import check_text_for
 
-    spec = LLMSpec(source=model).model_dump(mode="json")
+    llm = LLMSpec(source=model)
+    if {"semantic", "llmemb", "tslrec"} & set(chosen):
+        check_source(llm)  # found offline, a GGUF readable and supported: before any flow
+    check_text_for(prepare_dataset(resolve_dataset(dataset), data_dir), chosen, ids_as_text)
+    from flows.sharding import check_runner
+
+    check_runner(task_runner)  # unknown name or missing extra: one line, before any flow
+
+    from flows.embeddings import embeddings_flow
+
+    spec = llm.model_dump(mode="json")
+    semantic_cfg: dict = {"model": spec}
+    if ids_as_text:
+        from pipeline.embed.semantic_writer import DEFAULT_PROMPT
+
+        semantic_cfg["prompt"] = DEFAULT_PROMPT.model_copy(update={"ids_as_text": True}).model_dump(mode="json")
     scft_cfg = {} if scft_steps is None else {"max_steps": scft_steps}
+    tslrec_cfg = _tslrec_config(tslrec_steps, tslrec_mode)
     refs = embeddings_flow(dataset=dataset, generators=chosen, sasrec_overrides=overrides,
-                           semantic_config={"model": spec}, llm=spec, scft_config=scft_cfg,
-                           refresh=force,
-                           data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir))
+                           semantic_config=semantic_cfg, llm=spec, scft_config=scft_cfg,
+                           tslrec_config=tslrec_cfg, refresh=force,
+                           data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir),
+                           shards=shards, task_runner=task_runner, runner_address=runner_address,
+                           workers=workers)
     typer.echo(json.dumps(refs) if as_json else "\n".join(f"{k}: {v}" for k, v in refs.items()))
+
+
+def _tslrec_config(steps: int | None, mode: str | None) -> dict:
+    """TSLRec overrides from the CLI, validated before any flow starts."""
+    from pydantic import ValidationError
+
+    from pipeline.embed.tslrec import TslrecConfig
+
+    cfg = {k: v for k, v in (("max_steps", steps), ("mode", mode)) if v is not None}
+    try:
+        TslrecConfig(**cfg)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise _usage(f"--tslrec-{first['loc'][0]}: {first['msg']}".replace("max_steps", "steps")) from None
+    return cfg
+
+
+def _check_embedding(dataset: str, data_dir: Path, store: Path, ref: str, cfgs: list,
+                     init: bool) -> None:
+    """A stored item kind fits the (prepared) dataset, before the flow starts."""
+    from embeddings_store import EmbeddingStore
+    from pipeline.data.config import resolve_dataset
+    from pipeline.data.prepare import prepare_dataset
+    from pipeline.preflight import check_item_embedding
+
+    ds = prepare_dataset(resolve_dataset(dataset), data_dir)
+    dims = [c.model.dim for c in cfgs if c.backbone != "pop"]
+    check_item_embedding(ds, EmbeddingStore(store), ref, max(dims) if init and dims else None)
+
+
+@app.command()
+def e4srec(
+    dataset: DatasetOpt = "movielens-100k",
+    model: Annotated[str, typer.Option(help="LLM: smollm2 | HF id | folder | .gguf file")] = "smollm2",
+    seeds: Annotated[str, typer.Option(help="comma list of training seeds")] = "0",
+    config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/e4srec.yaml")] = None,
+    set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set max_minutes=10 --set model.lora_r=8")] = [],  # noqa: B006
+    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
+    resume: Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")] = False,
+    data_dir: DataDirOpt = Path("data"),
+    runs_dir: Annotated[Path, typer.Option(help="checkpoints and result tables")] = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")] = False,
+) -> None:
+    """E4SRec: the LLM over projected items/sasrec-id embeddings scores every item (flow `e4srec`)."""
+    import polars as pl
+
+    from embeddings_store import EmbeddingStore
+    from models.llm import LLMSpec
+    from pipeline.data.config import resolve_dataset
+    from pipeline.e4srec import load_e4srec_config
+    from pipeline.e4srec.run import resolve_id_table
+    from pipeline.results import markdown
+
+    try:
+        seed_list = [int(s) for s in _csv(seeds)]
+    except ValueError:
+        raise _usage(f"--seeds must be integers, got {seeds!r}") from None
+    overrides = _parse_sets(set_)
+    load_e4srec_config(overrides, config)  # fail fast, before Prefect starts
+    if config is not None:
+        overrides = {**_yaml_overrides(config), **overrides}
+    spec = LLMSpec(source=model)
+    name = resolve_dataset(dataset).dataset_name
+    resolve_id_table(EmbeddingStore(store), name)  # "run `llm4srs embed sasrec-id` first"
+
+    from flows.e4srec import e4srec_flow
+
+    out = e4srec_flow(dataset=dataset, llm=spec.model_dump(mode="json"), seeds=seed_list,
+                      overrides=overrides, data_dir=str(data_dir), runs_dir=str(runs_dir),
+                      store_root=str(store), resume=resume)
+    rows = pl.read_parquet(out).to_dicts()
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        typer.echo(markdown(rows, f"{rows[0]['dataset']}: E4SRec test results"))
+        typer.echo(f"\nrows: {out}")
+
+
+@app.command()
+def serve(
+    only: Annotated[str | None, typer.Option(help="comma list of deployment names (default: all importable)")] = None,
+    no_schedules: Annotated[bool, typer.Option("--no-schedules", help="serve without cron schedules (runs only when triggered)")] = False,
+    list_: Annotated[bool, typer.Option("--list", help="print the deployments as JSON and exit")] = False,
+    limit: Annotated[int | None, typer.Option(min=1, help="at most this many flow runs at once")] = None,
+) -> None:
+    """Serve the flows' deployments (flows/deployments.py) from this process until SIGTERM.
+
+    Schedules need a Prefect server (`prefect server start`, PREFECT_API_URL); trigger a
+    run with `prefect deployment run 'srs/srs-nightly' --param dataset=...`.
+    """
+    from flows import deployments
+
+    names = _csv(only) if only else None
+    if list_:
+        rows = [{"name": r.spec.name, "flow": r.flow.name if r.flow else None,
+                 "entrypoint": r.spec.flow_ref, "cron": None if no_schedules else r.spec.cron,
+                 "parameters": r.parameters, "skipped": r.skipped, "note": r.note}
+                for r in deployments.resolve_all(names)]
+        typer.echo(json.dumps(rows))
+        return
+    deployments.serve(names, schedules=not no_schedules, limit=limit)
 
 
 def _yaml_overrides(path: Path) -> dict:
@@ -200,6 +360,10 @@ def main() -> None:
     except typer.Abort:
         typer.echo("aborted", err=True)
         sys.exit(130)
+    except OSError as e:  # disk full, permission denied: the environment, named in one line
+        where = f"{e.filename}: " if e.filename else ""
+        typer.echo(f"error: {where}{e.strerror or str(e).splitlines()[0] or type(e).__name__}", err=True)
+        sys.exit(1)
     except Exception as e:
         # Usage errors of the (vendored) click layer: unknown option, missing value, …
         if hasattr(e, "format_message") and hasattr(e, "exit_code"):
