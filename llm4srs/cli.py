@@ -278,7 +278,7 @@ def e4srec(
     import polars as pl
 
     from embeddings_store import EmbeddingStore
-    from models.llm import LLMSpec
+    from models.llm import LLMSpec, check_source
     from pipeline.data.config import resolve_dataset
     from pipeline.e4srec import load_e4srec_config
     from pipeline.e4srec.run import resolve_id_table
@@ -293,6 +293,7 @@ def e4srec(
     if config is not None:
         overrides = {**_yaml_overrides(config), **overrides}
     spec = LLMSpec(source=model)
+    check_source(spec)  # an unknown model or a bad GGUF fails here, not inside the flow
     name = resolve_dataset(dataset).dataset_name
     resolve_id_table(EmbeddingStore(store), name)  # "run `llm4srs embed sasrec-id` first"
 
