@@ -20,6 +20,7 @@ from pipeline.distill import resolve_user_embedding
 from pipeline.embed.init_table import load_item_embedding, resolve_embedding
 from pipeline.errors import InputError
 from pipeline.llmesr import train_llmesr
+from pipeline.plots import head_tail_plot
 from pipeline.results import markdown, write_table
 from pipeline.split import leave_one_out
 from pipeline.train import train_srs
@@ -120,6 +121,8 @@ def srs_flow(dataset: str = "movielens-100k", backbones: list[str] = ["sasrec"],
     name = ds.name
     stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
     out = write_table(rows, Path(runs_dir) / name / f"results-{stamp}.parquet")
-    create_markdown_artifact(markdown(rows, f"SRS on {name}"), key="srs-results",
-                             description=f"backbones on {name}")
+    plot = head_tail_plot(rows, out.with_suffix(".png"), title=f"{name}: full NDCG@10 by group")
+    get_run_logger().info("results %s, head/tail plot %s", out, plot)
+    create_markdown_artifact(markdown(rows, f"SRS on {name}") + f"\n\nPlot: `{plot}`",
+                             key="srs-results", description=f"backbones on {name}")
     return str(out)

@@ -34,8 +34,9 @@ def write_table(rows: list[dict], path: Path) -> Path:
 
 
 def summarize(rows: list[dict], metrics: tuple[str, ...] = SUMMARY_METRICS) -> pl.DataFrame:
-    """Mean ± std over seeds, one line per (method, backbone, embedding, protocol, group)."""
-    keys = ["method", "backbone", "embedding", "protocol", "group"]
+    """Mean ± std over seeds, one line per (method, backbone, embedding, user_embedding,
+    protocol, group): LLM-ESR runs distilling from different users/… kinds stay apart."""
+    keys = ["method", "backbone", "embedding", "user_embedding", "protocol", "group"]
     frame = to_frame(rows).filter(pl.col("metric").is_in(list(metrics)))
     agg = frame.group_by([*keys, "metric"], maintain_order=True).agg(
         mean=pl.col("value").mean(), std=pl.col("value").std(ddof=0), seeds=pl.len()

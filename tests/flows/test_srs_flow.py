@@ -13,7 +13,10 @@ def test_srs_flow_trains_reports_and_caches(prefect_harness, tmp_path):
     kwargs = dict(dataset="synthetic", backbones=["pop", "sasrec"], seeds=[0],
                   overrides={"epochs": 2, "model.dim": 16, "model.max_len": 20},
                   data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"))
-    first = pl.read_parquet(srs_flow(**kwargs))
+    out = Path(srs_flow(**kwargs))
+    first = pl.read_parquet(out)
+    png = out.with_suffix(".png").read_bytes()  # the head/tail plot beside the table
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
     assert set(first["backbone"]) == {"pop", "sasrec"}
     assert set(first["protocol"]) == {"full", "s100"}
     assert first["value"].is_between(0, 1).all()
