@@ -186,8 +186,8 @@ def item_texts(items: pl.DataFrame | Sequence[dict], cfg: PromptConfig,
     return ids, [render_item(p, cfg, int(i)) for i, p in zip(ids, pairs, strict=True)]
 
 
-def _title_lookup(items: pl.DataFrame | Sequence[dict], cfg: PromptConfig,
-                  dataset_name: str) -> list[str | None]:
+def title_lookup(items: pl.DataFrame | Sequence[dict], cfg: PromptConfig,
+                 dataset_name: str) -> list[str | None]:
     """Cleaned title per item id (index = id; None where there is none)."""
     df = _frame(items)
     cols = _columns(df, cfg, dataset_name)
@@ -213,7 +213,7 @@ def user_texts(items: pl.DataFrame | Sequence[dict], train: Sequence[np.ndarray]
     Keeps the `user_max_items` most recent titles, then drops the oldest until the history
     fits in `user_max_chars`; items without a title are skipped.
     """
-    titles = _title_lookup(items, cfg, dataset_name)
+    titles = title_lookup(items, cfg, dataset_name)
     out = []
     for seq in train:
         hist = [titles[i] for i in np.asarray(seq, dtype=np.int64) if 0 < i < len(titles)]

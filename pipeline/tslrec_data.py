@@ -130,9 +130,9 @@ def item_strings(items, n_items: int, mode: Literal["text", "ids"], prompt: Tslr
     out[0] = ""
     if mode == "ids":
         return out
-    from pipeline.prompts import PromptConfig, _title_lookup
+    from pipeline.prompts import PromptConfig, title_lookup
 
-    titles = _title_lookup(items, PromptConfig(user_title_chars=prompt.title_chars), dataset_name)
+    titles = title_lookup(items, PromptConfig(user_title_chars=prompt.title_chars), dataset_name)
     for i in range(1, min(len(titles), n_items + 1)):
         if titles[i]:
             out[i] = titles[i]
