@@ -15,6 +15,15 @@ from typing import Annotated
 import typer
 
 from llm4srs import env
+from llm4srs.options import (
+    DataDirOpt,
+    DatasetOpt,
+    ResumeOpt,
+    RowsJsonOpt,
+    RunsDirOpt,
+    SeedsOpt,
+    StoreOpt,
+)
 
 env.configure()
 
@@ -22,11 +31,6 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="LLM embeddings for sequential recommenders.")
 BACKBONE_NAMES = ("sasrec", "gru4rec", "bert4rec", "pop")
 METHOD_NAMES = ("srs", "llmesr")
-
-DatasetOpt = Annotated[str, typer.Option(
-    "--dataset", "-d", help="movielens-100k | source:PATH (lcrec, amazon, yelp, movielens-1m, "
-    "table) | a preset in configs/datasets | a YAML file")]
-DataDirOpt = Annotated[Path, typer.Option(help="where raw and prepared datasets live")]
 
 
 def _mount_store() -> None:
@@ -88,18 +92,18 @@ def prepare(dataset: DatasetOpt = "movielens-100k", data_dir: DataDirOpt = Path(
 def train(
     dataset: DatasetOpt = "movielens-100k",
     backbone: Annotated[str, typer.Option(help="comma list of sasrec,gru4rec,bert4rec,pop")] = "sasrec",
-    seeds: Annotated[str, typer.Option(help="comma list of training seeds")] = "0",
+    seeds: SeedsOpt = "0",
     config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/srs/<backbone>.yaml")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set lr=0.002 --set model.dropout=0.3")] = [],  # noqa: B006
     embeddings: Annotated[str | None, typer.Option(help="item kind from the store, e.g. items/llmemb-rat (default: ID-only)")] = None,
     embedding_mode: Annotated[str, typer.Option(help="init (PCA to dim, then trained) | frozen_adapter")] = "init",
     method: Annotated[str, typer.Option(help="srs (a backbone, ID-only or on --embeddings) | llmesr (LLM-ESR: dual view on --embeddings, self-distillation over --user-embeddings neighbours; switches as --set llmesr.<field>=…)")] = "srs",
     user_embeddings: Annotated[str | None, typer.Option(help="user kind from the store for LLM-ESR's neighbours, e.g. users/semantic-smollm2")] = None,
-    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
-    resume: Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")] = False,
+    store: StoreOpt = Path("store"),
+    resume: ResumeOpt = False,
     data_dir: DataDirOpt = Path("data"),
-    runs_dir: Annotated[Path, typer.Option(help="checkpoints and result tables")] = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")] = False,
+    runs_dir: RunsDirOpt = Path("runs"),
+    as_json: RowsJsonOpt = False,
 ) -> None:
     """Train and evaluate backbones on a dataset (Prefect flow `srs`); print the results."""
     import polars as pl
@@ -169,7 +173,7 @@ ALL_GENERATORS = GENERATORS
 def embed(
     generators: Annotated[str, typer.Argument(help=f"'all' ({', '.join(ALL_GENERATORS)}) or a comma list of {', '.join(GENERATORS)}")] = "all",
     dataset: DatasetOpt = "movielens-100k",
-    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
+    store: StoreOpt = Path("store"),
     model: Annotated[str, typer.Option(help="LLM: smollm2 | minilm | HF id | folder | .gguf file")] = "smollm2",
     set_: Annotated[list[str], typer.Option("--set", help="SASRec override for sasrec-id, e.g. --set epochs=50")] = [],  # noqa: B006
     data_dir: DataDirOpt = Path("data"),
@@ -265,14 +269,14 @@ def _check_embedding(dataset: str, data_dir: Path, store: Path, ref: str, cfgs: 
 def e4srec(
     dataset: DatasetOpt = "movielens-100k",
     model: Annotated[str, typer.Option(help="LLM: smollm2 | HF id | folder | .gguf file")] = "smollm2",
-    seeds: Annotated[str, typer.Option(help="comma list of training seeds")] = "0",
+    seeds: SeedsOpt = "0",
     config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/e4srec.yaml")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set max_minutes=10 --set model.lora_r=8")] = [],  # noqa: B006
-    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
-    resume: Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")] = False,
+    store: StoreOpt = Path("store"),
+    resume: ResumeOpt = False,
     data_dir: DataDirOpt = Path("data"),
-    runs_dir: Annotated[Path, typer.Option(help="checkpoints and result tables")] = Path("runs"),
-    as_json: Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")] = False,
+    runs_dir: RunsDirOpt = Path("runs"),
+    as_json: RowsJsonOpt = False,
 ) -> None:
     """E4SRec: the LLM over projected items/sasrec-id embeddings scores every item (flow `e4srec`)."""
     import polars as pl

@@ -13,6 +13,8 @@ from typing import Annotated
 
 import typer
 
+from llm4srs.options import DataDirOpt, RunsDirOpt, StoreOpt
+
 COMPARE_BACKBONES = ("sasrec", "gru4rec", "bert4rec")  # pop has no item table to compare
 
 
@@ -28,9 +30,9 @@ def compare(
     methods: Annotated[str | None, typer.Option(help="comma list of id, llm-init, llmesr, llmesr-nodistill, llmesr-nocross (default: all)")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override on top of configs/compare.yaml, e.g. --set epochs=50")] = [],  # noqa: B006
     concurrency: Annotated[int | None, typer.Option(min=1, help="cells trained at once (default: the preset's, 2)")] = None,
-    store: Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")] = Path("store"),
-    data_dir: Annotated[Path, typer.Option(help="where raw and prepared datasets live")] = Path("data"),
-    runs_dir: Annotated[Path, typer.Option(help="checkpoints and result tables")] = Path("runs"),
+    store: StoreOpt = Path("store"),
+    data_dir: DataDirOpt = Path("data"),
+    runs_dir: RunsDirOpt = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print the aggregated rows as one JSON list")] = False,
 ) -> None:
     """Compare ID-only, LLM-initialised and LLM-ESR backbones over the store's item
