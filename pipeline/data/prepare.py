@@ -5,6 +5,7 @@ Every dropped row is counted in meta.json["dropped"]; nothing disappears silentl
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import json
 import logging
@@ -167,6 +168,15 @@ def _write_atomically(
             os.replace(out, old)
         try:
             os.replace(tmp, out)
+        except OSError as err:
+            if old is None and err.errno in (errno.ENOTEMPTY, errno.EEXIST) and (out / "meta.json").is_file():
+                # Another process prepared the same config meanwhile (same hash, same content):
+                # keep its folder, drop ours.
+                shutil.rmtree(tmp, ignore_errors=True)
+                return
+            if old is not None:
+                os.replace(old, out)
+            raise
         except BaseException:
             if old is not None:
                 os.replace(old, out)

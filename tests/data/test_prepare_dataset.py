@@ -142,3 +142,22 @@ def test_crash_while_writing_leaves_nothing(tmp_path: Path, monkeypatch) -> None
     with pytest.raises(OSError, match="disk full"):
         prepare_dataset(table(path, dedup=False), tmp_path / "data")
     assert finished(tmp_path / "data") == [good.path.name]
+
+
+def test_concurrent_prepare_of_the_same_config_keeps_the_winner(tmp_path: Path, monkeypatch) -> None:
+    """Two processes preparing one dataset: the one that renames second keeps the first's
+    folder (same config hash, same content) instead of failing with 'Directory not empty'."""
+    import os
+
+    path = write_csv(tmp_path / "r.csv", events({"u": ["a", "b", "c"], "v": ["b", "c", "a"]}))
+    real_replace = os.replace
+
+    def other_process_wins(src, dst) -> None:  # the other writer renames just before us
+        if not Path(dst).exists():
+            shutil.copytree(src, dst)
+        real_replace(src, dst)
+
+    monkeypatch.setattr("pipeline.data.prepare.os.replace", other_process_wins)
+    ds = prepare_dataset(table(path), tmp_path / "data")
+    assert finished(tmp_path / "data") == [ds.path.name]  # no temp folder left behind
+    assert ds.meta["counts"]["interactions"] == 6
