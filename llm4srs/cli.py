@@ -345,6 +345,28 @@ def _yaml_overrides(path: Path) -> dict:
     return yaml.safe_load(path.read_text()) or {}
 
 
+class _DropUserErrors(logging.Filter):
+    """Drops the run-log records that carry one of `types` (a traceback Prefect logs when a
+    task or flow fails): `main` prints that error as one `error:` line instead."""
+
+    def __init__(self, types: tuple[type[BaseException], ...]) -> None:
+        super().__init__()
+        self.types = types
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        exc = record.exc_info[1] if record.exc_info else None
+        return not isinstance(exc, self.types)
+
+
+def quiet_run_logs(types: tuple[type[BaseException], ...]) -> None:
+    """Silence Prefect's tracebacks for user errors (logger-level filters survive Prefect's
+    own logging set-up, which replaces handlers but keeps filters)."""
+    for name in ("prefect.task_runs", "prefect.flow_runs"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, _DropUserErrors) for f in logger.filters):
+            logger.addFilter(_DropUserErrors(types))
+
+
 def main() -> None:
     """Console entry point: one-line errors, exit 2, for every user-input problem."""
     from embeddings_store.errors import StoreError
@@ -353,6 +375,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     user_errors = (InputError, StoreError, ModelLoadError)
+    quiet_run_logs(user_errors)
     try:
         # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
         rc = app(standalone_mode=False)
