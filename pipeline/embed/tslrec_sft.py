@@ -71,6 +71,16 @@ def encode_last(model: nn.Module, rows: Sequence[list[int]], pad_id: int, batch_
     return out
 
 
+def _step(loss: torch.Tensor, params: list, opt, sched, grad_clip: float) -> float:
+    """One optimiser step on `loss` (backward, clip, step, schedule); returns the loss value."""
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(params, grad_clip)
+    opt.step()
+    sched.step()
+    opt.zero_grad(set_to_none=True)
+    return float(loss.detach())
+
+
 def _linear_decay(opt: torch.optim.Optimizer, steps: int) -> torch.optim.lr_scheduler.LambdaLR:
     return torch.optim.lr_scheduler.LambdaLR(opt, lambda s: max(0.0, 1.0 - s / steps))
 
@@ -96,12 +106,7 @@ def train_head_only(head: nn.Module, features: dict[int, np.ndarray], targets: n
     for users in schedule:
         x = torch.from_numpy(np.stack([features[int(u)] for u in users]))  # [B, H]
         loss = loss_fn(head(x), torch.from_numpy(targets[users]))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        losses.append(_step(loss, params, opt, sched, grad_clip))
     head.eval()
     return losses
 
@@ -156,12 +161,7 @@ def train_sft(model: nn.Module, head: nn.Module, inputs: Sequence[list[int]], ta
         users = schedule[step]
         h = last_states(model, [inputs[int(u)] for u in users], pad_id, bf16)  # [B, H]
         loss = loss_fn(head(h), torch.from_numpy(targets[users]).to(h.device))
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        sched.step()
-        opt.zero_grad(set_to_none=True)
-        losses.append(float(loss.detach()))
+        losses.append(_step(loss, params, opt, sched, grad_clip))
         bar.set_postfix(loss=f"{losses[-1]:.4f}")
         if (step + 1) % save_steps == 0 or step + 1 == steps:
             save(step + 1)
