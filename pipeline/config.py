@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Literal, TypeVar
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
@@ -17,6 +17,7 @@ from pipeline.evaluate import EvalConfig
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BackboneName = Literal["sasrec", "gru4rec", "bert4rec", "pop"]
+C = TypeVar("C", bound=BaseModel)
 
 
 class TrainConfig(BaseModel):
@@ -65,15 +66,23 @@ def load_train_config(backbone: str, overrides: dict | None = None,
     data.setdefault("backbone", backbone)
     if backbone != "pop":
         data.setdefault("model", {}).setdefault("backbone", backbone)
+    return build_config(TrainConfig, data, overrides, f"config {path.name}")
+
+
+def build_config(cls: type[C], data: dict, overrides: dict | None, label: str) -> C:
+    """`data` with `overrides` applied (dotted keys reach into sections), validated as
+    `cls`; the first validation error becomes one InputError line prefixed by `label`."""
     for key, value in (overrides or {}).items():
         node = data
         *parents, leaf = key.split(".")
         for p in parents:
             node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"override {key}: {p} is not a section")
         node[leaf] = value
     try:
-        return TrainConfig(**data)
+        return cls(**data)
     except ValidationError as e:
         first = e.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"config {path.name}: {loc}: {first['msg']}") from None
+        raise InputError(f"{label}: {loc}: {first['msg']}") from None

@@ -8,9 +8,10 @@ from pathlib import Path
 from typing import Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.e4srec import E4SRecModelConfig
+from pipeline.config import build_config
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
 
@@ -85,17 +86,4 @@ def load_e4srec_config(overrides: dict | None = None, preset: Path | None = None
     if preset is not None and not path.is_file():
         raise InputError(f"config {path} does not exist")
     data: dict = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
-    for key, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise InputError(f"override {key}: {p} is not a section")
-        node[leaf] = value
-    try:
-        return E4SRecConfig(**data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"e4srec config {path.name}: {loc}: {first['msg']}") from None
+    return build_config(E4SRecConfig, data, overrides, f"e4srec config {path.name}")
