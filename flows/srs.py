@@ -30,12 +30,12 @@ METHODS = ("srs", "llmesr")
 
 def _train_key(context, params) -> str:
     fp = read_fingerprint(Path(params["dataset_path"]))
-    cfg = load_train_config(params["backbone"], params["overrides"])
+    method = params.get("method") or "srs"
+    cfg = load_train_config(params["backbone"], params["overrides"], method=method)
     cfg = cfg.model_copy(update={"seed": params["seed"]})
     source = params.get("embedding") or "id"
     key = (f"srs-{fp}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}-{source}"
            f"-{params.get('embedding_mode')}")
-    method = params.get("method") or "srs"
     if method != "srs":  # plain SRS keys stay as they were
         key += f"-{method}-{params.get('user_embedding')}"
     # The run folder (checkpoints) belongs to the result: another runs_dir trains again.
@@ -63,7 +63,7 @@ def train(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir
     if method not in METHODS:
         raise InputError(f"method must be one of {', '.join(METHODS)}, not {method!r}")
     ds = Dataset.load(Path(dataset_path))
-    cfg = load_train_config(backbone, overrides).model_copy(update={"seed": seed})
+    cfg = load_train_config(backbone, overrides, method=method).model_copy(update={"seed": seed})
     split = leave_one_out(ds, neg_seed=cfg.neg_seed)
     used_users = None
     if method == "llmesr" and backbone != "pop":

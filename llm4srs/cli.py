@@ -138,7 +138,7 @@ def train(
             found = EmbeddingStore(store).resolve(ref, dataset=resolve_dataset(dataset).dataset_name)
             if not found.kind.startswith(entity):
                 raise _usage(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
-    cfgs = [load_train_config(b, overrides, config) for b in backbones]  # and on a bad config
+    cfgs = [load_train_config(b, overrides, config, method) for b in backbones]  # and on a bad config
     if method == "llmesr" and user_embeddings is None and any(
             c.llmesr.distill_weight > 0 for c in cfgs if c.backbone != "pop"):
         raise _usage("--method llmesr needs --user-embeddings (a user kind, e.g. "

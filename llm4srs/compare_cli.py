@@ -78,7 +78,8 @@ def compare(
     for b in chosen_backbones:  # bad overrides fail here, not an hour in
         load_train_config(b, {**preset.overrides, **overrides})
         if any(m.startswith("llmesr") for m in chosen):
-            load_train_config(b, {**preset.overrides, **preset.llmesr_overrides, **overrides})
+            load_train_config(b, {**preset.overrides, **preset.llmesr_overrides, **overrides},
+                              method="llmesr")
 
     from flows.compare import compare_flow
 

@@ -55,17 +55,36 @@ class TrainConfig(BaseModel):
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 
 
+METHOD_SECTION = "llmesr_overrides"  # a preset's settings for `--method llmesr` only
+
+
 def load_train_config(backbone: str, overrides: dict | None = None,
-                      preset: Path | None = None) -> TrainConfig:
-    """configs/srs/<backbone>.yaml (or `preset`), then overrides (dotted keys allowed)."""
+                      preset: Path | None = None, method: str = "srs") -> TrainConfig:
+    """configs/srs/<backbone>.yaml (or `preset`), then, for method "llmesr", the preset's
+    `llmesr_overrides` section, then overrides (dotted keys allowed everywhere).
+
+    The section holds what LLM-ESR on this backbone was tuned to apart from the ID-only
+    backbone (e.g. a learning-rate schedule); other methods ignore it. An `overrides` dict
+    may carry its own section (a `--config` YAML passed on as overrides): it is merged in.
+    """
     path = preset or CONFIG_DIR / "srs" / f"{backbone}.yaml"
     if preset is not None and not path.is_file():
         raise InputError(f"config {path} does not exist")
     data: dict = yaml.safe_load(path.read_text()) if path.is_file() else {}
     data = data or {}
+    overrides = dict(overrides or {})
+    section: dict = {}
+    for source, where in ((data, f"config {path.name}"), (overrides, "overrides")):
+        part = source.pop(METHOD_SECTION, None) or {}
+        if not isinstance(part, dict):
+            raise InputError(f"{where}: {METHOD_SECTION} must be a mapping of settings, "
+                             f"not {type(part).__name__}")
+        section.update(part)
     data.setdefault("backbone", backbone)
     if backbone != "pop":
         data.setdefault("model", {}).setdefault("backbone", backbone)
+    if method == "llmesr":
+        overrides = {**section, **overrides}
     return build_config(TrainConfig, data, overrides, f"config {path.name}")
 
 

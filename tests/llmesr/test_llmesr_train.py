@@ -82,6 +82,27 @@ def test_variant_names_and_hashes():
         LLMESRConfig(n_neighbours=20, retrieve_k=10)
 
 
+def test_preset_llmesr_section_applies_to_llmesr_only(tmp_path):
+    from pipeline.errors import InputError
+
+    preset = tmp_path / "gru.yaml"
+    preset.write_text("backbone: gru4rec\nlr: 0.002\nmodel: {dim: 32, dropout: 0.2}\n"
+                      "llmesr_overrides: {model.dropout: 0.1, lr_decay_patience: 2}\n")
+    plain = load_train_config("gru4rec", preset=preset)
+    esr = load_train_config("gru4rec", preset=preset, method="llmesr")
+    assert (plain.model.dropout, plain.lr_decay_patience) == (0.2, 0)
+    assert (esr.model.dropout, esr.lr_decay_patience, esr.model.dim) == (0.1, 2, 32)
+    assert plain.config_hash() != esr.config_hash()  # a run folder of its own
+    # Explicit overrides win over the section; a section inside the overrides is merged in.
+    assert load_train_config("gru4rec", {"model.dropout": 0.3}, preset, "llmesr").model.dropout == 0.3
+    got = load_train_config("gru4rec", {"llmesr_overrides": {"lr": 0.005}}, preset, "llmesr")
+    assert (got.lr, got.model.dropout) == (0.005, 0.1)
+    assert load_train_config("gru4rec", {"llmesr_overrides": {"lr": 0.005}}, preset).lr == 0.002
+    preset.write_text("backbone: gru4rec\nllmesr_overrides: [1]\n")
+    with pytest.raises(InputError, match="gru.yaml: llmesr_overrides must be a mapping"):
+        load_train_config("gru4rec", preset=preset, method="llmesr")
+
+
 def _run_cli(args, monkeypatch, capsys):
     from llm4srs.cli import main
 
