@@ -99,7 +99,7 @@ def test_preset_llmesr_section_applies_to_llmesr_only(tmp_path):
     assert (got.lr, got.model.dropout) == (0.005, 0.1)
     assert load_train_config("gru4rec", {"llmesr_overrides": {"lr": 0.005}}, preset).lr == 0.002
     preset.write_text("backbone: gru4rec\nllmesr_overrides: [1]\n")
-    with pytest.raises(InputError, match="gru.yaml: llmesr_overrides must be a mapping"):
+    with pytest.raises(InputError, match=r"gru\.yaml: llmesr_overrides must be a mapping"):
         load_train_config("gru4rec", preset=preset, method="llmesr")
 
 
