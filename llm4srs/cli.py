@@ -340,9 +340,9 @@ def serve(
 
 
 def _yaml_overrides(path: Path) -> dict:
-    import yaml
+    from pipeline.presets import read_mapping
 
-    return yaml.safe_load(path.read_text()) or {}
+    return read_mapping(path)
 
 
 class _DropUserErrors(logging.Filter):

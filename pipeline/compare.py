@@ -11,7 +11,6 @@ import fnmatch
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from embeddings_store import EmbeddingStore
@@ -19,6 +18,7 @@ from embeddings_store.errors import StoreError
 from pipeline.data.dataset import Dataset
 from pipeline.embed.init_table import resolve_embedding
 from pipeline.errors import InputError
+from pipeline.presets import read_mapping
 
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "compare.yaml"
 BASE_METHODS = ("id", "llm-init", "llmesr")
@@ -52,8 +52,8 @@ class ComparePreset(BaseModel):
 def load_preset(path: Path | None = None) -> ComparePreset:
     path = path or PRESET
     try:
-        return ComparePreset(**(yaml.safe_load(path.read_text()) or {}))
-    except (OSError, ValidationError) as e:
+        return ComparePreset(**read_mapping(path, "compare preset"))
+    except ValidationError as e:
         raise InputError(f"compare preset {path}: {e}") from None
 
 

@@ -7,13 +7,13 @@ import json
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from models.srs import SRSConfig
 from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
+from pipeline.presets import read_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BackboneName = Literal["sasrec", "gru4rec", "bert4rec", "pop"]
@@ -68,10 +68,7 @@ def load_train_config(backbone: str, overrides: dict | None = None,
     may carry its own section (a `--config` YAML passed on as overrides): it is merged in.
     """
     path = preset or CONFIG_DIR / "srs" / f"{backbone}.yaml"
-    if preset is not None and not path.is_file():
-        raise InputError(f"config {path} does not exist")
-    data: dict = yaml.safe_load(path.read_text()) if path.is_file() else {}
-    data = data or {}
+    data = read_mapping(path) if preset is not None or path.is_file() else {}
     overrides = dict(overrides or {})
     section: dict = {}
     for source, where in ((data, f"config {path.name}"), (overrides, "overrides")):

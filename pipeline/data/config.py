@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import InputError
+from pipeline.presets import read_mapping
 
 SourceName = Literal[
     "movielens-100k", "movielens-1m", "amazon", "yelp", "lcrec", "table", "synthetic"
@@ -102,9 +102,7 @@ def resolve_dataset(spec: str) -> DataConfig:
 
 
 def _from_yaml(path: Path) -> DataConfig:
-    if not path.is_file():
-        raise InputError(f"dataset config {path} does not exist")
-    data = yaml.safe_load(path.read_text()) or {}
+    data = read_mapping(path, "dataset config")
     if data.get("path") is not None and not Path(data["path"]).is_absolute():
         # Paths in presets are relative to the repository root (where configs/ lives).
         data["path"] = str((PRESET_DIR.parents[1] / data["path"]).resolve())

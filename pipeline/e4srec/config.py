@@ -7,13 +7,12 @@ import json
 from pathlib import Path
 from typing import Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.e4srec import E4SRecModelConfig
 from pipeline.config import build_config
-from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
+from pipeline.presets import read_mapping
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "e4srec.yaml"
 
@@ -83,7 +82,5 @@ class E4SRecConfig(BaseModel):
 def load_e4srec_config(overrides: dict | None = None, preset: Path | None = None) -> E4SRecConfig:
     """configs/e4srec.yaml (or `preset`), then overrides with dotted keys (`model.lora_r=8`)."""
     path = preset or PRESET
-    if preset is not None and not path.is_file():
-        raise InputError(f"config {path} does not exist")
-    data: dict = (yaml.safe_load(path.read_text()) if path.is_file() else None) or {}
+    data = read_mapping(path) if preset is not None or path.is_file() else {}
     return build_config(E4SRecConfig, data, overrides, f"e4srec config {path.name}")

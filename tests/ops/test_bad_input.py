@@ -246,6 +246,20 @@ def _unsupported_gguf(w: World) -> list[str]:
     return _embed(w, "semantic", str(path))
 
 
+def _train_config(w: World, text: str) -> list[str]:
+    path = w.root / "preset.yaml"
+    path.write_text(text)
+    return ["train", *w.common(), "--config", str(path), "--runs-dir", str(w.root / "runs")]
+
+
+def _broken_yaml_config(w: World) -> list[str]:
+    return _train_config(w, "lr: [0.001\nepochs: 3\n")
+
+
+def _list_yaml_config(w: World) -> list[str]:
+    return _train_config(w, "- lr: 0.001\n")
+
+
 def _llmemb_without_text(w: World) -> list[str]:
     return _embed(w, "llmemb", "minilm")
 
@@ -278,6 +292,8 @@ ROWS: list[tuple[str, Callable[[World], list[str]], list[str]]] = [
     ("gguf-garbage", _garbage_gguf, ["junk.gguf", "not a readable GGUF"]),
     ("gguf-not-gguf", _not_a_gguf, ["photo.gguf", "no GGUF magic"]),
     ("gguf-unsupported-architecture", _unsupported_gguf, ["odd.gguf", "'notamodel'", "llama"]),
+    ("config-broken-yaml", _broken_yaml_config, ["preset.yaml", "not valid YAML"]),
+    ("config-not-a-mapping", _list_yaml_config, ["preset.yaml", "must be a mapping", "list"]),
     ("llmemb-without-text", _llmemb_without_text, ["events", "no item text", "llmemb"]),
     ("semantic-without-text", _semantic_without_text, ["events", "--ids-as-text"]),
 ]
