@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from llm4srs import env
+from llm4srs import env, stack
 from llm4srs.options import (
     DataDirOpt,
     DatasetOpt,
@@ -106,6 +106,7 @@ def train(
     as_json: RowsJsonOpt = False,
 ) -> None:
     """Train and evaluate backbones on a dataset (Prefect flow `srs`); print the results."""
+    stack.check()  # a known-broken torch/transformers/peft combination: before any work
     import polars as pl
 
     from pipeline.config import load_train_config
@@ -195,6 +196,7 @@ def embed(
     which it runs first. tslrec = k-means on sasrec-id → user-level preference SFT →
     items/tslrec; it also runs sasrec-id first.
     """
+    stack.check()
     from pipeline.config import load_train_config
     from pipeline.data.config import resolve_dataset
 
@@ -279,6 +281,7 @@ def e4srec(
     as_json: RowsJsonOpt = False,
 ) -> None:
     """E4SRec: the LLM over projected items/sasrec-id embeddings scores every item (flow `e4srec`)."""
+    stack.check()
     import polars as pl
 
     from embeddings_store import EmbeddingStore
@@ -368,36 +371,44 @@ def quiet_run_logs(types: tuple[type[BaseException], ...]) -> None:
 
 
 def main() -> None:
-    """Console entry point: one-line errors, exit 2, for every user-input problem."""
+    """Console entry point: one-line errors, exit 2, for every user-input problem; a bug ends
+    with its traceback, then one line naming the failed task and the kept log (exit 1)."""
     from embeddings_store.errors import StoreError
+    from llm4srs.failure import CommandLog, summary
     from models.llm.errors import ModelLoadError
     from pipeline.errors import InputError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     user_errors = (InputError, StoreError, ModelLoadError)
     quiet_run_logs(user_errors)
-    try:
-        # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
-        rc = app(standalone_mode=False)
-        sys.exit(rc if isinstance(rc, int) else 0)
-    except user_errors as e:
-        typer.echo(f"error: {e}", err=True)
-        sys.exit(2)
-    except typer.Exit as e:
-        sys.exit(e.exit_code)
-    except typer.Abort:
-        typer.echo("aborted", err=True)
-        sys.exit(130)
-    except OSError as e:  # disk full, permission denied: the environment, named in one line
-        where = f"{e.filename}: " if e.filename else ""
-        typer.echo(f"error: {where}{e.strerror or str(e).splitlines()[0] or type(e).__name__}", err=True)
-        sys.exit(1)
-    except Exception as e:
-        # Usage errors of the (vendored) click layer: unknown option, missing value, …
-        if hasattr(e, "format_message") and hasattr(e, "exit_code"):
-            typer.echo(f"error: {e.format_message()}", err=True)
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
+    with CommandLog(command) as log:
+        try:
+            # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
+            rc = app(standalone_mode=False)
+            sys.exit(rc if isinstance(rc, int) else 0)
+        except user_errors as e:
+            typer.echo(f"error: {e}", err=True)
+            sys.exit(2)
+        except typer.Exit as e:
             sys.exit(e.exit_code)
-        raise
+        except typer.Abort:
+            typer.echo("aborted", err=True)
+            sys.exit(130)
+        except OSError as e:  # disk full, permission denied: the environment, named in one line
+            where = f"{e.filename}: " if e.filename else ""
+            typer.echo(f"error: {where}{e.strerror or str(e).splitlines()[0] or type(e).__name__}", err=True)
+            sys.exit(1)
+        except Exception as e:
+            # Usage errors of the (vendored) click layer: unknown option, missing value, …
+            if hasattr(e, "format_message") and hasattr(e, "exit_code"):
+                typer.echo(f"error: {e.format_message()}", err=True)
+                sys.exit(e.exit_code)
+            import traceback
+
+            traceback.print_exc()
+            typer.echo(summary(e, log), err=True)
+            sys.exit(1)
 
 
 if __name__ == "__main__":

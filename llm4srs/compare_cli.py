@@ -37,7 +37,10 @@ def compare(
 ) -> None:
     """Compare ID-only, LLM-initialised and LLM-ESR backbones over the store's item
     embeddings (Prefect flow `compare`); print the table, then `plot: <png>` last."""
+    from llm4srs import stack
     from llm4srs.cli import _parse_sets, _usage
+
+    stack.check()
     from pipeline.compare import (
         DEFAULT_ABLATIONS,
         load_preset,

