@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from pipeline.errors import DivergedError
 from pipeline.split import Split
 
 # Scores every item for a batch: (users [B] 1-based ids, input sequences) -> [B, N+1].
@@ -104,6 +105,15 @@ def metrics_from_ranks(ranks: np.ndarray, ks: tuple[int, ...], mrr_k: int) -> di
     return out
 
 
+def _check_finite(scores: torch.Tensor, stage: str, idx: np.ndarray) -> None:
+    """NaN compares false with everything, so a NaN target would rank first: refuse instead."""
+    bad = ~torch.isfinite(scores[:, 1:]).all(dim=1)  # column 0 is padding
+    if bool(bad.any()):
+        users = (idx[bad.cpu().numpy()] + 1).tolist()
+        raise DivergedError(f"the model's {stage} scores are NaN or infinite for "
+                            f"{len(users)} users (first: user {users[0]})")
+
+
 def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> dict[str, np.ndarray]:
     """Ranks of every user's `stage` target under both protocols: {'full': [U], 's100': [U]}."""
     inputs = split.inputs(stage)
@@ -114,6 +124,7 @@ def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> dic
             idx = np.arange(start, min(start + cfg.batch_size, split.n_users))
             batch_inputs = [inputs[i] for i in idx]
             scores = scorer(idx + 1, batch_inputs)  # [B, N+1]
+            _check_finite(scores, stage, idx)
             tgt = torch.from_numpy(targets[idx])
             hist = batch_inputs if cfg.mask_history else None
             full.append(full_ranks(scores, tgt, hist).numpy())

@@ -22,6 +22,7 @@ from models.srs import BACKBONES, SequentialRecommender
 from pipeline import checkpoint
 from pipeline.batches import cloze_batch, next_item_batch, pad_left
 from pipeline.config import TrainConfig
+from pipeline.errors import DivergedError
 from pipeline.evaluate import Scorer, evaluate, pick
 from pipeline.split import Split
 
@@ -132,7 +133,11 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
         state["epoch"] += 1
         if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
             model.eval()
-            score = pick(evaluate(scorer, split, "valid", cfg.eval), *SELECT)
+            try:
+                score = pick(evaluate(scorer, split, "valid", cfg.eval), *SELECT)
+            except DivergedError as err:
+                raise DivergedError(f"training diverged at epoch {state['epoch']}: {err}; "
+                                    f"lower the learning rate (lr={cfg.lr:g})") from None
             if cfg.lr_decay_patience:
                 sched.step(score)
             if score > state["best"]:
@@ -194,6 +199,9 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
             loss = model.loss(batch)
             if aux_loss is not None:
                 loss = loss + aux_loss(model, batch)
+        if not torch.isfinite(loss.detach()):
+            raise DivergedError(f"training diverged at epoch {epoch}, step {steps + 1}: the loss "
+                                f"is {float(loss.detach()):g}; lower the learning rate (lr={cfg.lr:g})")
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -83,3 +83,24 @@ def test_evaluate_rows_carry_protocol_and_group():
     assert groups == {"overall", "tail_item", "head_user", "tail_user"}
     assert {r["n_users"] for r in rows if r["group"] == "tail_item"} == {3}
     assert all(r["protocol"] in {"full", "s2"} for r in rows)
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")],
+                         ids=["nan", "inf", "-inf"])
+def test_non_finite_scores_are_refused_never_ranked(bad):
+    """A NaN target score compares false with everything and would rank first (a diverged
+    model reported HR=NDCG=1.0): the harness refuses instead of ranking."""
+    from pipeline.errors import DivergedError
+
+    split = _toy_split()
+
+    def diverged(users, inputs):
+        s = torch.zeros(len(users), 8)
+        s[1, 3] = bad
+        return s
+
+    with pytest.raises(DivergedError, match=r"NaN or infinite for 1 users \(first: user 2\)"):
+        evaluate(diverged, split, "test", EvalConfig())
+    padding_only = lambda users, inputs: torch.zeros(len(users), 8).index_fill_(  # noqa: E731
+        1, torch.tensor([0]), bad)
+    assert evaluate(padding_only, split, "test", EvalConfig())  # column 0 is padding

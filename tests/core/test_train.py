@@ -86,3 +86,12 @@ def test_training_on_gpu_matches_cpu_quality(synthetic_split, tmp_path):
     cpu = train_srs(synthetic_split, _cfg(device="cpu"), tmp_path / "cpu", progress=False)
     gpu = train_srs(synthetic_split, _cfg(device="cuda"), tmp_path / "gpu", progress=False)
     assert abs(pick(gpu.test_rows) - pick(cpu.test_rows)) < 0.05
+
+
+def test_a_diverged_run_stops_with_its_epoch_never_a_metric(synthetic_split, tmp_path):
+    from pipeline.errors import DivergedError
+
+    with pytest.raises(DivergedError, match=r"training diverged at epoch 1.*lr=1e\+30"):
+        train_srs(synthetic_split, _cfg(lr=1e30), tmp_path / "run", progress=False)
+    assert not (tmp_path / "run" / "best.pt").exists()
+    assert not (tmp_path / "run" / "result.json").exists()
