@@ -27,7 +27,7 @@ import numpy as np
 import polars as pl
 import torch
 
-from models.llm import LLMSpec, TextEncoder, load_model
+from pipeline.llm import LLMSpec, TextEncoder, load_model
 from pipeline.prompts import PromptConfig, item_texts
 
 MODELS = {

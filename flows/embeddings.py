@@ -17,13 +17,13 @@ from embeddings_store import EmbeddingStore
 from flows.common import prepare
 from flows.sharding import semantic_sharded
 from flows.tslrec import publish_tslrec, tslrec
-from models.llm import LLMSpec
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset, read_fingerprint
 from pipeline.embed.rat import RatConfig, write_rat
 from pipeline.embed.sasrec_id import write_sasrec_id
 from pipeline.embed.scft import ScftConfig, write_scft
 from pipeline.embed.semantic_writer import SemanticConfig, write_semantic
+from pipeline.llm import LLMSpec
 from pipeline.split import leave_one_out
 
 

@@ -16,9 +16,9 @@ from prefect.artifacts import create_markdown_artifact
 
 from embeddings_store import EmbeddingStore
 from flows.common import prepare
-from models.llm import LLMSpec
 from pipeline.data.dataset import Dataset, read_fingerprint
 from pipeline.embed.tslrec import SASREC_KIND, TslrecConfig, report_markdown, write_tslrec
+from pipeline.llm import LLMSpec
 from pipeline.split import leave_one_out
 
 

@@ -208,8 +208,8 @@ def embed(
     resolve_dataset(dataset)
     load_train_config("sasrec", overrides)
 
-    from models.llm import LLMSpec, check_source
     from pipeline.data.prepare import prepare_dataset
+    from pipeline.llm import LLMSpec, check_source
     from pipeline.preflight import check_text_for
 
     llm = LLMSpec(source=model)
@@ -285,10 +285,10 @@ def e4srec(
     import polars as pl
 
     from embeddings_store import EmbeddingStore
-    from models.llm import LLMSpec, check_source
     from pipeline.data.config import resolve_dataset
     from pipeline.e4srec import load_e4srec_config
     from pipeline.e4srec.run import resolve_id_table
+    from pipeline.llm import LLMSpec, check_source
     from pipeline.results import markdown
 
     try:
@@ -375,8 +375,8 @@ def main() -> None:
     with its traceback, then one line naming the failed task and the kept log (exit 1)."""
     from embeddings_store.errors import StoreError
     from llm4srs.failure import CommandLog, summary
-    from models.llm.errors import ModelLoadError
     from pipeline.errors import InputError
+    from pipeline.llm.errors import ModelLoadError
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     user_errors = (InputError, StoreError, ModelLoadError)

@@ -16,7 +16,6 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from models.hardware import bf16_is_fast
 from models.item_emb import IdEmbedding, ItemEmbedding
 from models.srs import BACKBONES, SequentialRecommender
 from pipeline import checkpoint
@@ -24,6 +23,7 @@ from pipeline.batches import cloze_batch, next_item_batch, pad_left
 from pipeline.config import TrainConfig
 from pipeline.errors import DivergedError
 from pipeline.evaluate import Scorer, evaluate, pick
+from pipeline.llm.hardware import bf16_is_fast
 from pipeline.split import Split
 
 log = logging.getLogger(__name__)

@@ -1,17 +1,11 @@
-"""LoRA adapters through peft: add, count, save and hash.
+"""LoRA adapters through peft: wrap a model, count what trains.
 
-The base weights stay frozen; only the adapter matrices train, and an adapter saved on its
-own (a few MB) plus the base model's hash identifies a tuned model in a manifest.
+The base weights stay frozen; only the adapter matrices train. Saving and hashing an
+adapter (files) lives in pipeline/llm/adapters.py.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
-import shutil
-import tempfile
-from pathlib import Path
 from typing import Literal
 
 from peft import LoraConfig, PeftModel, TaskType, get_peft_model
@@ -40,39 +34,3 @@ def trainable_parameter_count(model: nn.Module) -> tuple[int, int]:
     """(trainable, total) parameter counts."""
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return trainable, sum(p.numel() for p in model.parameters())
-
-
-def adapter_hash(folder: Path) -> str:
-    """sha256 over a saved adapter's weights and its config, with the machine-specific base
-    model path left out of the config so the same adapter hashes alike everywhere."""
-    folder = Path(folder)
-    h = hashlib.sha256()
-    for path in sorted(folder.iterdir()):
-        if not path.is_file():
-            continue
-        if path.name == "adapter_config.json":
-            cfg = json.loads(path.read_text())
-            for key in ("base_model_name_or_path", "revision"):
-                cfg.pop(key, None)
-            data = json.dumps(cfg, sort_keys=True).encode()
-        elif path.suffix in (".safetensors", ".bin"):
-            data = path.read_bytes()
-        else:
-            continue  # README and the like do not change the adapter
-        h.update(f"{path.name}\0{hashlib.sha256(data).hexdigest()}\n".encode())
-    return h.hexdigest()
-
-
-def save_adapter(model: PeftModel, folder: Path) -> str:
-    """Save only the adapter into `folder` (written aside, then renamed); returns its hash."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
-        model.save_pretrained(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return adapter_hash(folder)

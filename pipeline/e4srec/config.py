@@ -70,7 +70,7 @@ class E4SRecConfig(BaseModel):
     save_every_steps: int = Field(50, ge=1)  # checkpoint cadence (and at every epoch end)
     threads: int | None = None
     device: Literal["auto", "cpu", "cuda"] = "auto"
-    bf16: bool | None = None  # autocast; None = where models.hardware says it is fast
+    bf16: bool | None = None  # autocast; None = where pipeline.llm.hardware says it is fast
     neg_seed: int = 0
 
     def config_hash(self) -> str:

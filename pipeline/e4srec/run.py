@@ -17,14 +17,14 @@ import torch
 
 from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, StoreError, VersionRef
 from models.e4srec import E4SRec
-from models.hardware import bf16_is_fast
-from models.llm import LLMSpec, LoadedModel, load_model, save_adapter
 from pipeline import checkpoint
 from pipeline.data.dataset import Dataset
 from pipeline.e4srec.config import E4SRecConfig, PromptTemplate
 from pipeline.e4srec.train import E4SRecResult, train_e4srec
 from pipeline.errors import InputError
 from pipeline.evaluate import pick
+from pipeline.llm import LLMSpec, LoadedModel, load_model, save_adapter
+from pipeline.llm.hardware import bf16_is_fast
 from pipeline.split import leave_one_out
 
 ID_KIND = "items/sasrec-id"

@@ -17,8 +17,8 @@ from pipeline.errors import InputError
 from pipeline.prompts import PromptConfig, item_texts, user_texts
 
 if TYPE_CHECKING:
-    from models.llm.encode import TextEncoder
     from pipeline.data.dataset import Dataset
+    from pipeline.llm.encode import TextEncoder
     from pipeline.split import Split
 
 

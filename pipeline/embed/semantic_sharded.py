@@ -83,7 +83,7 @@ _encoders_lock = threading.Lock()
 
 def _encoder(cfg: SemanticConfig, cache_dir: Path | None):
     """One loaded model per worker process (threads of one worker share it)."""
-    from models.llm import TextEncoder, load_model
+    from pipeline.llm import TextEncoder, load_model
 
     key = f"{cfg.model.model_dump_json()}|{cache_dir}"
     with _encoders_lock:

@@ -18,9 +18,9 @@ from embeddings_store import (
     Producer,
     VersionRef,
 )
-from models.llm import LLMSpec, TextEncoder, load_model
 from pipeline.data.dataset import Dataset
 from pipeline.embed.semantic import semantic_item_embeddings, semantic_user_embeddings
+from pipeline.llm import LLMSpec, TextEncoder, load_model
 from pipeline.prompts import PromptConfig
 from pipeline.split import Split
 

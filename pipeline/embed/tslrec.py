@@ -33,7 +33,6 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 
 from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, VersionRef
-from models.llm import LLMSpec, load_model, save_adapter
 from models.llm.lora import LLAMA_TARGETS
 from models.tslrec import CategoryHead, VerbalizerHead
 from pipeline import checkpoint
@@ -41,6 +40,7 @@ from pipeline.data.dataset import Dataset
 from pipeline.embed.semantic import centre_normalise
 from pipeline.embed.tslrec_sft import encode_last, train_head_only, train_sft
 from pipeline.errors import InputError
+from pipeline.llm import LLMSpec, load_model, save_adapter
 from pipeline.split import Split
 from pipeline.tslrec_data import (
     PromptTokens,

@@ -19,7 +19,7 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from models.llm.encode import pool
+from models.llm.pooling import pool
 from models.tslrec import CategoryKLLoss
 from pipeline import checkpoint
 

@@ -20,7 +20,7 @@ def e4s_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="session")
 def e4s_spec(e4s_llama_dir: Path):
-    from models.llm import LLMSpec
+    from pipeline.llm import LLMSpec
 
     return LLMSpec(source=str(e4s_llama_dir), dtype="fp32", device="cpu")
 
@@ -42,9 +42,9 @@ def random_table(n_items: int, dim: int = 8, seed: int = 0) -> torch.Tensor:
 def make_model(e4s_spec, e4s_cache):
     """build(n_items, **model_cfg) -> a fresh E4SRec on the tiny LLaMA (seeded)."""
     from models.e4srec import E4SRecModelConfig
-    from models.llm import load_model
     from pipeline.e4srec import E4SRecConfig
     from pipeline.e4srec.run import build_e4srec
+    from pipeline.llm import load_model
 
     def build(n_items: int = 30, seed: int = 0, **model_cfg):
         loaded = load_model(e4s_spec, cache_dir=e4s_cache)

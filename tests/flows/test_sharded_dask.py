@@ -20,11 +20,11 @@ def _bits(a: np.ndarray) -> np.ndarray:
 @pytest.mark.slow
 def test_dask_sharded_semantic_is_bitwise_the_one_process_run(prefect_harness, tmp_path):
     from flows.embeddings import embeddings_flow
-    from models.llm import LLMSpec
     from pipeline.data.config import resolve_dataset
     from pipeline.data.prepare import prepare_dataset
     from pipeline.embed.semantic_sharded import entity_texts
     from pipeline.embed.semantic_writer import SemanticConfig, write_semantic
+    from pipeline.llm import LLMSpec
     from pipeline.split import leave_one_out
 
     ds = prepare_dataset(resolve_dataset("synthetic"), tmp_path / "data")

@@ -53,7 +53,7 @@ def tiny_st_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 @pytest.fixture(scope="session")
 def tiny_llama(tiny_llama_dir: Path, tmp_path_factory: pytest.TempPathFactory):
     """The tiny LLaMA loaded for encoding, fp32 on CPU (exact comparisons)."""
-    from models.llm import LLMSpec, load_model
+    from pipeline.llm import LLMSpec, load_model
 
     spec = LLMSpec(source=str(tiny_llama_dir), dtype="fp32", device="cpu", batch_size=3)
     return load_model(spec, cache_dir=tmp_path_factory.mktemp("llm-cache"))

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.llm import TextEncoder, pool
+from models.llm import pool
+from pipeline.llm import TextEncoder
 
 TEXTS = [
     "title is Star Wars; year is 1977; genres is Action, Adventure, Sci-Fi",

@@ -8,8 +8,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from models.llm import LLMSpec, ModelLoadError, TextEncoder, load_model, resolve_source
-from models.llm.hashing import file_sha256
+from pipeline.llm import LLMSpec, ModelLoadError, TextEncoder, load_model, resolve_source
+from pipeline.llm.hashing import file_sha256
 
 
 def _one_line(err: pytest.ExceptionInfo) -> str:
@@ -46,7 +46,7 @@ def test_sentence_transformers_folder(tiny_st_dir: Path, tmp_path: Path) -> None
 
 
 def test_auto_dtype_and_device(tiny_llama_dir: Path, tmp_path: Path) -> None:
-    from models.hardware import cpu_has_native_bf16
+    from pipeline.llm.hardware import cpu_has_native_bf16
 
     loaded = load_model(LLMSpec(source=str(tiny_llama_dir), device="cpu"), tmp_path)
     expected = "bfloat16" if cpu_has_native_bf16() else "float32"

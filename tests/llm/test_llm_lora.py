@@ -8,15 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.llm import (
-    LLMSpec,
-    TextEncoder,
-    adapter_hash,
-    add_lora,
-    load_model,
-    save_adapter,
-    trainable_parameter_count,
-)
+from models.llm import add_lora, trainable_parameter_count
+from pipeline.llm import LLMSpec, TextEncoder, adapter_hash, load_model, save_adapter
 
 
 @pytest.fixture

@@ -9,8 +9,6 @@ import numpy as np
 import polars as pl
 import pytest
 
-from models.llm import TextEncoder
-from models.llm.encode import EncodeStats
 from pipeline.embed import (
     centre_normalise,
     mean_pairwise_cosine,
@@ -18,6 +16,8 @@ from pipeline.embed import (
     semantic_user_embeddings,
 )
 from pipeline.errors import InputError
+from pipeline.llm import TextEncoder
+from pipeline.llm.encode import EncodeStats
 from pipeline.prompts import PromptConfig, user_texts
 
 

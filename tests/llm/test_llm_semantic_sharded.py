@@ -29,7 +29,7 @@ def same_bits(a: np.ndarray, b: np.ndarray) -> bool:
 @pytest.fixture(scope="module")
 def sharded_cfg(synthetic_dataset, tmp_path_factory) -> SemanticConfig:
     """A tiny random LLaMA whose vocabulary covers the synthetic item and user texts."""
-    from models.llm import LLMSpec
+    from pipeline.llm import LLMSpec
 
     base = SemanticConfig()
     texts = entity_texts(synthetic_dataset, "items", base)[1] + \

@@ -18,6 +18,6 @@ def tiny_llama_dir(tmp_path_factory: pytest.TempPathFactory, synthetic_dataset) 
 
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_llama_dir: Path):
-    from models.llm import LLMSpec
+    from pipeline.llm import LLMSpec
 
     return LLMSpec(source=str(tiny_llama_dir), dtype="fp32", device="cpu", batch_size=16)

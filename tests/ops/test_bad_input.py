@@ -463,7 +463,7 @@ def test_gguf_header_reader_skips_to_the_architecture(endian, tmp_path):
     general.architecture without parsing tensors."""
     import struct
 
-    from models.llm.gguf_header import read_architecture
+    from pipeline.llm.gguf_header import read_architecture
 
     def s(text: str) -> bytes:
         return struct.pack(endian + "Q", len(text)) + text.encode()
@@ -476,7 +476,7 @@ def test_gguf_header_reader_skips_to_the_architecture(endian, tmp_path):
     path.write_bytes(b"GGUF" + struct.pack(endian + "IQQ", 3, 0, len(kv)) + b"".join(kv))
     assert read_architecture(path) == "qwen3"
     path.write_bytes(path.read_bytes()[:-3])  # cut inside the architecture's string
-    from models.llm import ModelLoadError
+    from pipeline.llm import ModelLoadError
 
     with pytest.raises(ModelLoadError, match="truncated or corrupt"):
         read_architecture(path)

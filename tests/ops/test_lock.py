@@ -59,7 +59,7 @@ def test_torch_lock_is_the_main_locks_torch() -> None:
 
 
 def test_models_lock_pins_the_packaged_models() -> None:
-    from models.llm.sources import PACKAGE_OF
+    from pipeline.llm.sources import PACKAGE_OF
 
     wheels = {canonicalize_name(w) for _, w in PACKAGE_OF.values()}
     assert set(pins(REQ / "models.lock")) == wheels

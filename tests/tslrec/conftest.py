@@ -24,7 +24,7 @@ def tiny_tslrec_dir(tmp_path_factory: pytest.TempPathFactory, synthetic_dataset)
 
 @pytest.fixture(scope="session")
 def tiny_spec(tiny_tslrec_dir: Path):
-    from models.llm import LLMSpec
+    from pipeline.llm import LLMSpec
 
     return LLMSpec(source=str(tiny_tslrec_dir), dtype="fp32", device="cpu")
 

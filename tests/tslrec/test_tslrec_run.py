@@ -89,10 +89,10 @@ def test_verbalizer_output_uses_the_lm_head_and_a_zero_shot_baseline(
 
 
 def test_a_killed_sft_resumes_on_the_same_curve(tiny_spec, tmp_path, monkeypatch):
-    from models.llm import load_model
     from models.tslrec import CategoryHead, CategoryKLLoss
     from pipeline.embed.tslrec import add_tslrec_lora
     from pipeline.embed.tslrec_sft import train_sft
+    from pipeline.llm import load_model
     from pipeline.tslrec_data import batch_schedule
 
     cfg = TslrecConfig(k=K)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from models.llm.errors import ModelLoadError
-from models.llm.spec import PACKAGED, LLMSpec, looks_like_path
+from pipeline.llm.errors import ModelLoadError
+from pipeline.llm.spec import PACKAGED, LLMSpec, looks_like_path
 
 Format = Literal["hf", "gguf", "st"]
 Kind = Literal["causal", "encoder"]

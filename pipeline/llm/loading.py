@@ -23,12 +23,12 @@ from transformers import (
     PreTrainedTokenizerBase,
 )
 
-from models.hardware import cpu_has_native_bf16
-from models.llm.errors import ModelLoadError
-from models.llm.gguf_header import check_gguf, read_architecture
-from models.llm.hashing import file_sha256, files_sha256, weight_files
-from models.llm.sources import ResolvedSource, resolve_source
-from models.llm.spec import LLMSpec, safe_name
+from pipeline.llm.errors import ModelLoadError
+from pipeline.llm.gguf_header import check_gguf, read_architecture
+from pipeline.llm.hardware import cpu_has_native_bf16
+from pipeline.llm.hashing import file_sha256, files_sha256, weight_files
+from pipeline.llm.sources import ResolvedSource, resolve_source
+from pipeline.llm.spec import LLMSpec, safe_name
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
 SOURCE_NOTE = "llm4srs-source.json"  # written beside a converted GGUF: what it came from

