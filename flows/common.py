@@ -11,7 +11,7 @@ from pipeline.data.config import resolve_dataset
 from pipeline.data.prepare import prepare_dataset
 
 
-def _is_io_error(task, run, state) -> bool:
+def is_io_error(task, run, state) -> bool:
     try:
         state.result()
     except OSError:
@@ -21,7 +21,7 @@ def _is_io_error(task, run, state) -> bool:
     return False
 
 
-@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=_is_io_error)
+@task(cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5, retry_condition_fn=is_io_error)
 def prepare(dataset: str, data_dir: str, force: bool = False) -> str:
     """Prepare (or reuse) a dataset; returns its folder. Retried on I/O errors only."""
     return str(prepare_dataset(resolve_dataset(dataset), Path(data_dir), force=force).path)

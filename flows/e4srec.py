@@ -20,9 +20,9 @@ from prefect.exceptions import MissingContextError
 from embeddings_store import EmbeddingStore
 from flows.common import prepare
 from pipeline.data.dataset import Dataset, read_fingerprint
-from pipeline.e4srec import E4SRecConfig, load_e4srec_config
-from pipeline.e4srec.run import head_metrics, resolve_id_table, run_e4srec
 from pipeline.llm import LLMSpec
+from pipeline.methods.e4srec import E4SRecConfig, load_e4srec_config
+from pipeline.methods.e4srec.run import head_metrics, resolve_id_table, run_e4srec
 from pipeline.results import markdown, write_table
 
 

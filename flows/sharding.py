@@ -5,13 +5,12 @@ engines through `prefect-dask` / `prefect-ray` (extras `.[dask]`, `.[ray]`): a t
 local cluster, or an existing one by address (`tcp://scheduler:8786`, `ray://head:10001`).
 Workers need the repository installed, the store root and dataset folder on a shared
 filesystem, and the model (cache) where `LLMSpec` points. The pipeline decides what runs
-per shard (`pipeline/embed/semantic_sharded.py`); this module only maps it onto tasks.
+per shard (`pipeline/methods/semantic/sharded.py`); this module only maps it onto tasks.
 """
 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any, Literal
@@ -23,11 +22,12 @@ from prefect.settings import PREFECT_API_URL, temporary_settings
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 
 from embeddings_store import EmbeddingStore, StagedVersion
-from flows.common import _is_io_error
-from pipeline.data.dataset import Dataset, read_fingerprint
-from pipeline.embed.semantic_sharded import centre_part, encode_part, write_semantic_sharded
-from pipeline.embed.semantic_writer import SemanticConfig
+from flows.common import is_io_error
+from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
+from pipeline.methods.semantic.sharded import centre_part, encode_part, write_semantic_sharded
+from pipeline.methods.semantic.write import SemanticConfig
+from pipeline.runs import generator_config, generator_key
 
 RunnerKind = Literal["threads", "dask", "ray"]
 RUNNERS: tuple[str, ...] = ("threads", "dask", "ray")
@@ -69,14 +69,14 @@ def make_task_runner(kind: str = "threads", address: str | None = None,
     return RayTaskRunner(address=address, init_kwargs=init)
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_is_io_error,
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=is_io_error,
       task_run_name="encode-{entity}-{part}")
 def encode_part_task(dataset_path: str, entity: str, config: SemanticConfig, staged: StagedVersion,
                      part: int, cache_dir: str | None = None) -> dict[str, Any]:
     return encode_part(dataset_path, entity, config, staged, part, cache_dir)  # type: ignore[arg-type]
 
 
-@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=_is_io_error,
+@task(cache_policy=NO_CACHE, retries=1, retry_delay_seconds=5, retry_condition_fn=is_io_error,
       task_run_name="centre-{part}")
 def centre_part_task(staged: StagedVersion, part: int, mean: list[float], n: int) -> list[float]:
     return centre_part(staged, part, mean, n)
@@ -104,11 +104,9 @@ def semantic_sharded_flow(dataset_path: str, config: dict, store_root: str,
 
 
 def _key(context, params) -> str:
-    fp = read_fingerprint(Path(params["dataset_path"]))
-    cfg = SemanticConfig(**params["config"])
-    digest = hashlib.sha256(cfg.model_dump_json().encode()).hexdigest()[:12]
     # Shard count and runner are not in the key: they do not change a single byte.
-    return f"semantic-sharded-{fp}-{digest}-{params['store_root']}"
+    return "sharded-" + generator_key("semantic", params["dataset_path"], params["overrides"],
+                                      params["llm"], {}, params["store_root"])
 
 
 @contextlib.contextmanager
@@ -128,10 +126,11 @@ def _api_for_workers(kind: str) -> Iterator[None]:
 
 
 @task(cache_key_fn=_key, persist_result=True)
-def semantic_sharded(dataset_path: str, config: dict, store_root: str, shards: int,
-                     task_runner: str = "threads", runner_address: str | None = None,
+def semantic_sharded(dataset_path: str, overrides: dict, llm: dict | None, store_root: str,
+                     shards: int, task_runner: str = "threads", runner_address: str | None = None,
                      workers: int | None = None) -> dict[str, str]:
     """Cached on content like `semantic`; runs the sharded flow on the chosen runner."""
+    config = generator_config("semantic", overrides, llm)
     runner = make_task_runner(task_runner, runner_address, workers)
     with _api_for_workers(task_runner):
         return semantic_sharded_flow.with_options(task_runner=runner)(

@@ -16,10 +16,10 @@ from embeddings_store import EmbeddingStore
 from flows.common import prepare
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset, read_fingerprint
-from pipeline.distill import resolve_user_embedding
-from pipeline.embed.init_table import load_item_embedding, resolve_embedding
 from pipeline.errors import InputError
-from pipeline.llmesr import train_llmesr
+from pipeline.methods.llm_init.table import load_item_embedding, resolve_embedding
+from pipeline.methods.llmesr.distill import resolve_user_embedding
+from pipeline.methods.llmesr.train import train_llmesr
 from pipeline.plots import head_tail_plot
 from pipeline.results import markdown, write_table
 from pipeline.split import leave_one_out

@@ -164,15 +164,9 @@ def train(
         typer.echo(f"\nrows: {out}")
 
 
-GENERATORS = ("semantic", "sasrec-id", "llmemb", "tslrec")
-# What `embed all` (and `make embeddings`) runs: every generator. TSLRec on ML-100k costs
-# ~7 min on 2 idle cores beside a cached sasrec-id (12 min from nothing; README).
-ALL_GENERATORS = GENERATORS
-
-
 @app.command()
 def embed(
-    generators: Annotated[str, typer.Argument(help=f"'all' ({', '.join(ALL_GENERATORS)}) or a comma list of {', '.join(GENERATORS)}")] = "all",
+    generators: Annotated[str, typer.Argument(help="'all' or a comma list of generators (semantic, sasrec-id, llmemb-scft, llmemb, tslrec, or one registered in pipeline/methods/registry.py)")] = "all",
     dataset: DatasetOpt = "movielens-100k",
     store: StoreOpt = Path("store"),
     model: Annotated[str, typer.Option(help="LLM: smollm2 | minilm | HF id | folder | .gguf file")] = "smollm2",
@@ -197,42 +191,42 @@ def embed(
     items/tslrec; it also runs sasrec-id first.
     """
     stack.check()
-    from pipeline.config import load_train_config
     from pipeline.data.config import resolve_dataset
+    from pipeline.methods.registry import GENERATORS, get_generator, in_needs_order
 
-    chosen = list(ALL_GENERATORS) if generators == "all" else _csv(generators)
-    unknown = [g for g in chosen if g not in GENERATORS]
-    if unknown or not chosen:
-        raise _usage(f"unknown generator {', '.join(unknown) or '(none)'}; choose from all, {', '.join(GENERATORS)}")
-    overrides = _parse_sets(set_)
+    chosen = list(GENERATORS) if generators == "all" else _csv(generators)
+    if not chosen:
+        raise _usage(f"no generator given; choose from all, {', '.join(GENERATORS)}")
+    order = in_needs_order(chosen)  # an unknown name is one line
     resolve_dataset(dataset)
-    load_train_config("sasrec", overrides)
+    configs: dict[str, dict] = {"sasrec-id": _parse_sets(set_),
+                                "tslrec": _tslrec_config(tslrec_steps, tslrec_mode)}
+    if scft_steps is not None:
+        configs["llmemb-scft"] = {"max_steps": scft_steps}
+    if ids_as_text:
+        from pipeline.methods.semantic.write import DEFAULT_PROMPT
+
+        configs["semantic"] = {"prompt": DEFAULT_PROMPT.model_copy(
+            update={"ids_as_text": True}).model_dump(mode="json")}
 
     from pipeline.data.prepare import prepare_dataset
     from pipeline.llm import LLMSpec, check_source
     from pipeline.preflight import check_text_for
 
     llm = LLMSpec(source=model)
-    if {"semantic", "llmemb", "tslrec"} & set(chosen):
+    for name in order:  # every config valid before any flow starts
+        get_generator(name).load_config(configs.get(name, {}), llm)
+    if any(get_generator(name).uses_llm for name in order):
         check_source(llm)  # found offline, a GGUF readable and supported: before any flow
-    check_text_for(prepare_dataset(resolve_dataset(dataset), data_dir), chosen, ids_as_text)
+    check_text_for(prepare_dataset(resolve_dataset(dataset), data_dir), order, ids_as_text)
     from flows.sharding import check_runner
 
     check_runner(task_runner)  # unknown name or missing extra: one line, before any flow
 
     from flows.embeddings import embeddings_flow
 
-    spec = llm.model_dump(mode="json")
-    semantic_cfg: dict = {"model": spec}
-    if ids_as_text:
-        from pipeline.embed.semantic_writer import DEFAULT_PROMPT
-
-        semantic_cfg["prompt"] = DEFAULT_PROMPT.model_copy(update={"ids_as_text": True}).model_dump(mode="json")
-    scft_cfg = {} if scft_steps is None else {"max_steps": scft_steps}
-    tslrec_cfg = _tslrec_config(tslrec_steps, tslrec_mode)
-    refs = embeddings_flow(dataset=dataset, generators=chosen, sasrec_overrides=overrides,
-                           semantic_config=semantic_cfg, llm=spec, scft_config=scft_cfg,
-                           tslrec_config=tslrec_cfg, refresh=force,
+    refs = embeddings_flow(dataset=dataset, generators=chosen, configs=configs,
+                           llm=llm.model_dump(mode="json"), refresh=force,
                            data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir),
                            shards=shards, task_runner=task_runner, runner_address=runner_address,
                            workers=workers)
@@ -243,7 +237,7 @@ def _tslrec_config(steps: int | None, mode: str | None) -> dict:
     """TSLRec overrides from the CLI, validated before any flow starts."""
     from pydantic import ValidationError
 
-    from pipeline.embed.tslrec import TslrecConfig
+    from pipeline.methods.tslrec.write import TslrecConfig
 
     cfg = {k: v for k, v in (("max_steps", steps), ("mode", mode)) if v is not None}
     try:
@@ -286,9 +280,9 @@ def e4srec(
 
     from embeddings_store import EmbeddingStore
     from pipeline.data.config import resolve_dataset
-    from pipeline.e4srec import load_e4srec_config
-    from pipeline.e4srec.run import resolve_id_table
     from pipeline.llm import LLMSpec, check_source
+    from pipeline.methods.e4srec import load_e4srec_config
+    from pipeline.methods.e4srec.run import resolve_id_table
     from pipeline.results import markdown
 
     try:

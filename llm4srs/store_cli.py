@@ -275,8 +275,8 @@ def import_vectors(
     """Write item vectors made elsewhere as a new version (validated against the dataset)."""
     from pipeline.data.config import resolve_dataset
     from pipeline.data.prepare import prepare_dataset
-    from pipeline.embed.import_vectors import import_item_vectors
     from pipeline.errors import InputError
+    from pipeline.store_import import import_item_vectors
 
     if ids not in ("raw", "internal"):
         raise InputError(f"--ids must be raw or internal, not {ids!r}")

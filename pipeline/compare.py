@@ -16,8 +16,8 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from embeddings_store import EmbeddingStore
 from embeddings_store.errors import StoreError
 from pipeline.data.dataset import Dataset
-from pipeline.embed.init_table import resolve_embedding
 from pipeline.errors import InputError
+from pipeline.methods.llm_init.table import resolve_embedding
 from pipeline.presets import read_mapping
 
 PRESET = Path(__file__).resolve().parents[1] / "configs" / "compare.yaml"

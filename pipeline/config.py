@@ -5,19 +5,18 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field
 
 from models.srs import SRSConfig
 from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
-from pipeline.presets import read_mapping
+from pipeline.presets import build_config, read_mapping
 
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 BackboneName = Literal["sasrec", "gru4rec", "bert4rec", "pop"]
-C = TypeVar("C", bound=BaseModel)
 
 
 class TrainConfig(BaseModel):
@@ -83,22 +82,3 @@ def load_train_config(backbone: str, overrides: dict | None = None,
     if method == "llmesr":
         overrides = {**section, **overrides}
     return build_config(TrainConfig, data, overrides, f"config {path.name}")
-
-
-def build_config(cls: type[C], data: dict, overrides: dict | None, label: str) -> C:
-    """`data` with `overrides` applied (dotted keys reach into sections), validated as
-    `cls`; the first validation error becomes one InputError line prefixed by `label`."""
-    for key, value in (overrides or {}).items():
-        node = data
-        *parents, leaf = key.split(".")
-        for p in parents:
-            node = node.setdefault(p, {})
-            if not isinstance(node, dict):
-                raise InputError(f"override {key}: {p} is not a section")
-        node[leaf] = value
-    try:
-        return cls(**data)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise InputError(f"{label}: {loc}: {first['msg']}") from None

@@ -26,15 +26,16 @@ def text_attributes(dataset: Dataset) -> list[str]:
 
 
 def check_text_for(dataset: Dataset, generators: list[str], ids_as_text: bool) -> None:
-    """LLMEmb needs item text; `semantic` embeds ids-as-text only when asked to."""
+    """Generators that read item text (registry `needs_text`) refuse a dataset without any;
+    `semantic` embeds ids-as-text only when asked to."""
+    from pipeline.methods.registry import get_generator, in_needs_order
+
     if text_attributes(dataset):
         return
-    if "llmemb" in generators:
-        raise InputError(f"dataset {dataset.name} has no item text attributes: llmemb (SCFT "
-                         "augments attributes) cannot run on ids alone")
-    if "semantic" in generators and not ids_as_text:
-        raise InputError(f"dataset {dataset.name} has no item text attributes; pass --ids-as-text "
-                         "to embed 'item <id>' strings instead (they carry no meaning)")
+    for name in in_needs_order(generators):
+        gen = get_generator(name)
+        if gen.needs_text and not (name == "semantic" and ids_as_text):
+            raise InputError(f"dataset {dataset.name} {gen.no_text}")
 
 
 def check_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str,

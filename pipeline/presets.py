@@ -1,12 +1,17 @@
-"""Reading YAML presets and config files: one mapping, or one InputError line naming the file."""
+"""Reading YAML presets and config files, and validating configs: one mapping or one typed
+config, or one InputError line naming the file or setting."""
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
 from pipeline.errors import InputError
+
+C = TypeVar("C", bound=BaseModel)
 
 
 def read_mapping(path: Path, label: str = "config") -> dict:
@@ -29,3 +34,27 @@ def read_mapping(path: Path, label: str = "config") -> dict:
         raise InputError(f"{label} {path}: the top level must be a mapping of settings, "
                          f"not a {type(data).__name__}")
     return data
+
+
+def build_config(cls: type[C], data: dict, overrides: dict | None, label: str) -> C:
+    """`data` with `overrides` applied (dotted keys reach into sections), validated as
+    `cls`; the first validation error becomes one InputError line prefixed by `label`."""
+    for key, value in (overrides or {}).items():
+        node = data
+        *parents, leaf = key.split(".")
+        for p in parents:
+            node = node.setdefault(p, {})
+            if not isinstance(node, dict):
+                raise InputError(f"override {key}: {p} is not a section")
+        node[leaf] = value
+    try:
+        return cls(**data)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise InputError(f"{label}: {loc}: {first['msg']}") from None
+
+
+def validate(cls: type[C], overrides: dict | None, label: str) -> C:
+    """`cls` from overrides alone (dotted keys reach into sections); one InputError line."""
+    return build_config(cls, {}, overrides, label)

@@ -15,7 +15,7 @@ hidden state and the fused item table are plain [.., 2d] tensors, the backbones'
 
 Every part the paper ablates has a switch in `LLMESRConfig` (views, cross_attention,
 shared_encoder, id_init). The retrieval-augmented self-distillation lives outside the
-model (pipeline/distill.py), as an auxiliary loss.
+model (pipeline/methods/llmesr/distill.py), as an auxiliary loss.
 """
 
 from __future__ import annotations
@@ -56,7 +56,7 @@ class LLMESRConfig(BaseModel):
     xattn_residual: bool = True
     # Adapter width; None = half the LLM dim (the paper's 1536 → 768 → d).
     adapter_hidden: int | None = Field(None, ge=1)
-    # Retrieval-augmented self-distillation (pipeline/distill.py); 0 switches it off.
+    # Retrieval-augmented self-distillation (pipeline/methods/llmesr/distill.py); 0 switches it off.
     distill_weight: float = Field(0.1, ge=0)
     n_neighbours: int = Field(10, ge=1)
     retrieve_k: int = Field(100, ge=1)

@@ -11,7 +11,7 @@ from tiny_models import save_tiny_llama, word_tokenizer
 
 @pytest.fixture(scope="session")
 def e4s_llama_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from pipeline.e4srec import PromptTemplate
+    from pipeline.methods.e4srec import PromptTemplate
 
     prompt = PromptTemplate()
     tok = word_tokenizer([prompt.prefix, prompt.suffix], cls=False)
@@ -42,9 +42,9 @@ def random_table(n_items: int, dim: int = 8, seed: int = 0) -> torch.Tensor:
 def make_model(e4s_spec, e4s_cache):
     """build(n_items, **model_cfg) -> a fresh E4SRec on the tiny LLaMA (seeded)."""
     from models.e4srec import E4SRecModelConfig
-    from pipeline.e4srec import E4SRecConfig
-    from pipeline.e4srec.run import build_e4srec
     from pipeline.llm import load_model
+    from pipeline.methods.e4srec import E4SRecConfig
+    from pipeline.methods.e4srec.run import build_e4srec
 
     def build(n_items: int = 30, seed: int = 0, **model_cfg):
         loaded = load_model(e4s_spec, cache_dir=e4s_cache)

@@ -90,8 +90,8 @@ def test_history_is_capped(make_model):
 def test_a_batch_of_users_is_scored_in_one_forward_pass(make_model, synthetic_split, share_prefix):
     """One LLM forward over all B users per batch; with a shared prefix, plus one batch-1
     pass over the constant instruction prefix whose keys/values every user reuses."""
-    from pipeline.e4srec.train import e4srec_scorer
     from pipeline.evaluate import EvalConfig, evaluate
+    from pipeline.methods.e4srec.train import e4srec_scorer
 
     model = make_model(synthetic_split.n_items, share_prefix=share_prefix).eval()
     rows_per_call: list[int] = []

@@ -55,7 +55,7 @@ def test_train_task_rows_and_head_export(synthetic_dataset, e4s_spec, tmp_path, 
 
 
 def test_id_table_of_another_dataset_is_refused(synthetic_dataset, tmp_path):
-    from pipeline.e4srec.run import load_id_table
+    from pipeline.methods.e4srec.run import load_id_table
 
     store = EmbeddingStore(tmp_path / "store")
     write_id_table(store, synthetic_dataset, fingerprint="0" * 16)

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.e4srec import E4SRecConfig
-from pipeline.e4srec.samples import epoch_order, make_batch, sample_pool, steps_per_epoch
-from pipeline.e4srec.schedule import CosineWarmup, eval_points, fit_plan
+from pipeline.methods.e4srec import E4SRecConfig
+from pipeline.methods.e4srec.samples import epoch_order, make_batch, sample_pool, steps_per_epoch
+from pipeline.methods.e4srec.schedule import CosineWarmup, eval_points, fit_plan
 
 
 def tiny_config(**kw) -> E4SRecConfig:
@@ -52,7 +52,7 @@ def test_budget_shrinks_the_plan_but_never_grows_it():
 
 
 def _train(make_model, split, tmp, cfg, **kw):
-    from pipeline.e4srec.train import train_e4srec
+    from pipeline.methods.e4srec.train import train_e4srec
 
     model = make_model(split.n_items, seed=cfg.seed)
     result = train_e4srec(model, split, cfg, tmp, progress=False, **kw)
@@ -103,7 +103,7 @@ def test_selection_uses_validation_and_budget_bounds_the_run(make_model, synthet
 
 def test_trainable_parts_can_fit_a_batch(make_model):
     """Gradients reach the right places with the right signs: a fixed batch is memorised."""
-    from pipeline.e4srec.train import make_optimizer
+    from pipeline.methods.e4srec.train import make_optimizer
 
     model = make_model(40, lora_dropout=0.0).train()
     gen = torch.Generator().manual_seed(0)

@@ -12,7 +12,7 @@ def test_sasrec_id_generator_writes_item_table_and_caches(prefect_harness, tmp_p
     from flows.embeddings import embeddings_flow
 
     kwargs = dict(dataset="synthetic", generators=["sasrec-id"],
-                  sasrec_overrides={"epochs": 2, "model.dim": 16, "model.max_len": 20},
+                  configs={"sasrec-id": {"epochs": 2, "model.dim": 16, "model.max_len": 20}},
                   data_dir=str(tmp_path / "data"), store_root=str(tmp_path / "store"),
                   runs_dir=str(tmp_path / "runs"))
     refs = embeddings_flow(**kwargs)

@@ -20,10 +20,11 @@ def test_llmemb_flow_writes_scft_and_rat_with_lineage_and_caches(prefect_harness
     tok = word_tokenizer(item_texts(synthetic_dataset.items, PromptConfig())[1], cls=False)
     llm = {"source": str(save_tiny_llama(tmp_path / "llama", tok)), "dtype": "fp32",
            "device": "cpu", "batch_size": 32}
-    kwargs = dict(dataset="synthetic", generators=["llmemb"], sasrec_overrides=SRS, llm=llm,
-                  scft_config={"max_steps": 2, "batch_size": 8, "max_length": 32,
-                               "save_steps": 2, "encode_batch_size": 64},
-                  rat_config={"srs_overrides": SRS, "pca_dim": 16},
+    kwargs = dict(dataset="synthetic", generators=["llmemb"], llm=llm, configs={
+                      "sasrec-id": SRS,
+                      "llmemb-scft": {"max_steps": 2, "batch_size": 8, "max_length": 32,
+                                      "save_steps": 2, "encode_batch_size": 64},
+                      "llmemb": {"srs_overrides": SRS, "pca_dim": 16}},
                   data_dir=str(tmp_path / "data"), store_root=str(tmp_path / "store"),
                   runs_dir=str(tmp_path / "runs"))
     refs = embeddings_flow(**kwargs)
@@ -47,7 +48,7 @@ def test_llmemb_flow_writes_scft_and_rat_with_lineage_and_caches(prefect_harness
     assert len(store.list()) == 3
 
     # One more SCFT step: SCFT and RAT retrain, the SASRec teacher is reused.
-    kwargs["scft_config"] = {**kwargs["scft_config"], "max_steps": 3}
+    kwargs["configs"]["llmemb-scft"] = {**kwargs["configs"]["llmemb-scft"], "max_steps": 3}
     changed = embeddings_flow(**kwargs)
     assert changed["items/sasrec-id"] == refs["items/sasrec-id"]
     assert changed["items/llmemb-scft"] != refs["items/llmemb-scft"]

@@ -22,9 +22,9 @@ def test_dask_sharded_semantic_is_bitwise_the_one_process_run(prefect_harness, t
     from flows.embeddings import embeddings_flow
     from pipeline.data.config import resolve_dataset
     from pipeline.data.prepare import prepare_dataset
-    from pipeline.embed.semantic_sharded import entity_texts
-    from pipeline.embed.semantic_writer import SemanticConfig, write_semantic
     from pipeline.llm import LLMSpec
+    from pipeline.methods.semantic.sharded import entity_texts
+    from pipeline.methods.semantic.write import SemanticConfig, write_semantic
     from pipeline.split import leave_one_out
 
     ds = prepare_dataset(resolve_dataset("synthetic"), tmp_path / "data")
@@ -46,7 +46,8 @@ def test_dask_sharded_semantic_is_bitwise_the_one_process_run(prefect_harness, t
             distributed.Client(cluster) as client, \
             distributed.get_task_stream(client) as stream:
         refs = embeddings_flow(dataset="synthetic", generators=["semantic"],
-                               semantic_config=cfg.model_dump(mode="json"),
+                               configs={"semantic": cfg.model_dump(mode="json")},
+                               llm=cfg.model.model_dump(mode="json"),
                                data_dir=str(tmp_path / "data"), store_root=str(tmp_path / "many"),
                                shards=2, task_runner="dask",
                                runner_address=cluster.scheduler_address)

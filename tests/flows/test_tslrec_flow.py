@@ -15,7 +15,7 @@ def test_tslrec_flow_after_sasrec_id_caches_and_names_its_parent(prefect_harness
                                                                  synthetic_dataset):
     from flows.embeddings import embeddings_flow
     from flows.tslrec import tslrec_flow
-    from pipeline.tslrec_data import LETTERS, TslrecPrompt
+    from pipeline.methods.tslrec.data import LETTERS, TslrecPrompt
 
     p = TslrecPrompt()
     tok = word_tokenizer([*synthetic_dataset.items["title"].to_list(), p.prefix, p.suffix,
@@ -26,8 +26,8 @@ def test_tslrec_flow_after_sasrec_id_caches_and_names_its_parent(prefect_harness
               "prompt": {"max_tokens": 40, "item_max_tokens": 8}}
     dirs = dict(data_dir=str(tmp_path / "data"), store_root=str(tmp_path / "store"),
                 runs_dir=str(tmp_path / "runs"))
-    kwargs = dict(dataset="synthetic", generators=["tslrec"], sasrec_overrides=SRS, llm=llm,
-                  tslrec_config=config, **dirs)
+    kwargs = dict(dataset="synthetic", generators=["tslrec"], llm=llm,
+                  configs={"sasrec-id": SRS, "tslrec": config}, **dirs)
     refs = embeddings_flow(**kwargs)
     assert set(refs) == {"items/sasrec-id", "items/tslrec"}
 

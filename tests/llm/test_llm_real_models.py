@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from pipeline.embed import centre_normalise
 from pipeline.llm import LLMSpec, TextEncoder, load_model
 from pipeline.llm.loading import SOURCE_NOTE
+from pipeline.methods.semantic.encode import centre_normalise
 from pipeline.prompts import PromptConfig, item_texts
 
 pytestmark = pytest.mark.slow

@@ -9,15 +9,15 @@ import numpy as np
 import polars as pl
 import pytest
 
-from pipeline.embed import (
+from pipeline.errors import InputError
+from pipeline.llm import TextEncoder
+from pipeline.llm.encode import EncodeStats
+from pipeline.methods.semantic.encode import (
     centre_normalise,
     mean_pairwise_cosine,
     semantic_item_embeddings,
     semantic_user_embeddings,
 )
-from pipeline.errors import InputError
-from pipeline.llm import TextEncoder
-from pipeline.llm.encode import EncodeStats
 from pipeline.prompts import PromptConfig, user_texts
 
 

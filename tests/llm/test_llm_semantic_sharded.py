@@ -10,15 +10,15 @@ import pytest
 from tiny_models import save_tiny_llama, word_tokenizer
 
 from embeddings_store import EmbeddingStore, StoreError
-from pipeline.embed.semantic_sharded import (
+from pipeline.errors import InputError
+from pipeline.methods.semantic.sharded import (
     clear_encoders,
     entity_texts,
     part_count,
     shard_rows,
     write_semantic_sharded,
 )
-from pipeline.embed.semantic_writer import SemanticConfig, write_semantic
-from pipeline.errors import InputError
+from pipeline.methods.semantic.write import SemanticConfig, write_semantic
 
 
 def same_bits(a: np.ndarray, b: np.ndarray) -> bool:

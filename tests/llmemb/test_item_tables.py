@@ -6,7 +6,7 @@ import numpy as np
 import torch
 
 from models.item_emb import FrozenAdapterEmbedding, IdEmbedding
-from pipeline.embed.init_table import item_embedding_from_store, pca
+from pipeline.methods.llm_init.table import item_embedding_from_store, pca
 
 
 def _emb(n: int = 5, p: int = 6, d: int = 4) -> FrozenAdapterEmbedding:

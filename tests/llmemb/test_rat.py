@@ -10,9 +10,9 @@ import torch
 
 from embeddings_store import EmbeddingStore, ManifestInput, Producer
 from pipeline.batches import next_item_batch
-from pipeline.embed import rat
-from pipeline.embed.rat import AlignmentLoss, RatConfig
 from pipeline.errors import InputError
+from pipeline.methods.llmemb import rat
+from pipeline.methods.llmemb.rat import AlignmentLoss, RatConfig
 from pipeline.train import build_model
 
 SMALL = {"model.dim": 16, "model.max_len": 20, "epochs": 2, "batch_size": 64, "patience": 2}
@@ -31,7 +31,7 @@ def _store(tmp_path, dataset, n, teacher_dim=16) -> EmbeddingStore:
 
 
 def test_one_step_reaches_adapter_and_backbone_not_table_or_teacher(synthetic_split):
-    from pipeline.embed.init_table import item_embedding_from_store
+    from pipeline.methods.llm_init.table import item_embedding_from_store
 
     n = synthetic_split.n_items
     cfg = RatConfig(srs_overrides=SMALL)

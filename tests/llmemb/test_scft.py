@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 import torch
 
-from pipeline.embed import scft
-from pipeline.embed.scft import ScftConfig, augment_views
 from pipeline.errors import InputError
+from pipeline.methods.llmemb import scft
+from pipeline.methods.llmemb.scft import ScftConfig, augment_views
 from pipeline.prompts import item_attribute_pairs
 
 PAIRS = [(f"k{i}", f"v{i}") for i in range(5)]

@@ -11,9 +11,9 @@ from llmesr_helpers import TINY, write_users
 from embeddings_store import EmbeddingStore
 from pipeline.batches import pad_left
 from pipeline.config import load_train_config
-from pipeline.distill import RASDLoss, neighbours_for_run, retrieve_neighbours
 from pipeline.errors import InputError
-from pipeline.llmesr import build_llmesr
+from pipeline.methods.llmesr.distill import RASDLoss, neighbours_for_run, retrieve_neighbours
+from pipeline.methods.llmesr.train import build_llmesr
 from pipeline.train import train_srs
 
 

@@ -11,8 +11,8 @@ from models.item_emb import FrozenAdapterEmbedding, IdEmbedding
 from models.srs.base import positions_from_end
 from models.srs.llmesr import LLMESR, CrossAttention
 from pipeline.config import load_train_config
-from pipeline.embed.init_table import pca
-from pipeline.llmesr import build_llmesr
+from pipeline.methods.llm_init.table import pca
+from pipeline.methods.llmesr.train import build_llmesr
 
 BACKBONES = ["sasrec", "gru4rec", "bert4rec"]
 

@@ -13,7 +13,7 @@ from llmesr_helpers import TINY
 from models.srs.llmesr import LLMESRConfig
 from pipeline.config import load_train_config
 from pipeline.evaluate import pick
-from pipeline.llmesr import semantic_view, train_llmesr
+from pipeline.methods.llmesr.train import semantic_view, train_llmesr
 
 
 @pytest.mark.parametrize("backbone", ["sasrec", "gru4rec", "bert4rec"])

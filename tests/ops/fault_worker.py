@@ -60,8 +60,8 @@ def scft(args: dict) -> list[dict]:
     from safetensors.numpy import load_file
     from sentence_transformers import SentenceTransformerTrainer
 
-    from pipeline.embed.scft import ScftConfig, run_scft
     from pipeline.llm import LLMSpec
+    from pipeline.methods.llmemb.scft import ScftConfig, run_scft
 
     step = SentenceTransformerTrainer.training_step
     pause = {"s": 0.0}

@@ -422,7 +422,7 @@ def test_store_import_writes_a_version_train_can_use(world, no_flows_no_network,
     """The good path of the import rows: raw ids in any order → items 1..N in id order."""
     from embeddings_store import EmbeddingStore
     from pipeline.data.dataset import Dataset
-    from pipeline.embed.init_table import read_item_vectors
+    from pipeline.methods.llm_init.table import read_item_vectors
 
     raw = _raw_ids(world)[::-1]
     vectors = [[float(i), 1.0] for i in range(len(raw))]
@@ -453,7 +453,7 @@ def test_ids_as_text_reaches_the_semantic_prompt(world, monkeypatch, capsys):
     code, out, err = run_cli(_embed(world, "semantic", "minilm", "--ids-as-text"), monkeypatch,
                              capsys)
     assert code == 0, err
-    assert seen["semantic_config"]["prompt"]["ids_as_text"] is True
+    assert seen["configs"]["semantic"]["prompt"]["ids_as_text"] is True
     assert out.strip() == "items/semantic-minilm: events/items/semantic-minilm@v1"
 
 

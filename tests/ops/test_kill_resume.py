@@ -110,7 +110,7 @@ def tiny_llama(tmp_path_factory, synthetic_dataset) -> Path:
 @pytest.mark.slow
 def test_scft_killed_after_a_checkpoint_resumes_to_the_same_adapter(synthetic_dataset,
                                                                      tiny_llama, tmp_path):
-    from pipeline.embed.scft import last_checkpoint
+    from pipeline.methods.llmemb.scft import last_checkpoint
 
     base = {"data_dir": str(synthetic_dataset.path.parents[1]), "model": str(tiny_llama),
             "config": TINY_SCFT, "cache_dir": str(tmp_path / "cache")}
@@ -150,7 +150,7 @@ def test_scft_killed_after_a_checkpoint_resumes_to_the_same_adapter(synthetic_da
 def test_a_checkpoint_killed_inside_its_save_is_not_resumed_from(tmp_path):
     """The trainer writes trainer_state.json last, SaveTau writes τ after it: a folder
     without both is a save the kill interrupted, and resume takes the one before."""
-    from pipeline.embed.scft import TAU_FILE, last_checkpoint
+    from pipeline.methods.llmemb.scft import TAU_FILE, last_checkpoint
 
     for step, files in ((2, ["trainer_state.json", TAU_FILE]), (4, ["trainer_state.json"]),
                         (6, ["adapter_model.safetensors"])):

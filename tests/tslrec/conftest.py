@@ -12,7 +12,7 @@ from tslrec_helpers import write_sasrec_table
 
 @pytest.fixture(scope="session")
 def tiny_tslrec_dir(tmp_path_factory: pytest.TempPathFactory, synthetic_dataset) -> Path:
-    from pipeline.tslrec_data import LETTERS, TslrecPrompt
+    from pipeline.methods.tslrec.data import LETTERS, TslrecPrompt
 
     p = TslrecPrompt()
     titles = synthetic_dataset.items["title"].to_list()

@@ -42,9 +42,9 @@ def test_head_starts_at_the_prior_and_verbalizer_reads_label_rows():
 
 
 def test_gradients_reach_lora_and_head_and_nothing_frozen(tiny_spec, tmp_path):
-    from pipeline.embed.tslrec import TslrecConfig, add_tslrec_lora
-    from pipeline.embed.tslrec_sft import last_states
     from pipeline.llm import load_model
+    from pipeline.methods.tslrec.sft import last_states
+    from pipeline.methods.tslrec.write import TslrecConfig, add_tslrec_lora
 
     cfg = TslrecConfig(k=4, lora_layers=1)  # the tiny LLaMA has 2 layers: LoRA on the top one
     loaded = load_model(tiny_spec, cache_dir=tmp_path / "cache")

@@ -7,7 +7,7 @@ import pytest
 from tslrec_helpers import K, item_table
 
 from pipeline.errors import InputError
-from pipeline.tslrec_data import (
+from pipeline.methods.tslrec.data import (
     PromptTokens,
     TslrecPrompt,
     batch_schedule,

@@ -11,9 +11,9 @@ import pytest
 import torch
 from tslrec_helpers import K
 
-from pipeline.embed.tslrec import TslrecConfig, run_tslrec, write_tslrec
 from pipeline.errors import InputError
-from pipeline.tslrec_data import TslrecPrompt
+from pipeline.methods.tslrec.data import TslrecPrompt
+from pipeline.methods.tslrec.write import TslrecConfig, run_tslrec, write_tslrec
 
 TINY = dict(k=K, max_steps=4, batch_size=8, save_steps=2, encode_batch_size=64, lr=1e-2,
             head_lr=1e-2, prompt=TslrecPrompt(max_tokens=48, item_max_tokens=8))
@@ -90,10 +90,10 @@ def test_verbalizer_output_uses_the_lm_head_and_a_zero_shot_baseline(
 
 def test_a_killed_sft_resumes_on_the_same_curve(tiny_spec, tmp_path, monkeypatch):
     from models.tslrec import CategoryHead, CategoryKLLoss
-    from pipeline.embed.tslrec import add_tslrec_lora
-    from pipeline.embed.tslrec_sft import train_sft
     from pipeline.llm import load_model
-    from pipeline.tslrec_data import batch_schedule
+    from pipeline.methods.tslrec.data import batch_schedule
+    from pipeline.methods.tslrec.sft import train_sft
+    from pipeline.methods.tslrec.write import add_tslrec_lora
 
     cfg = TslrecConfig(k=K)
     rng = np.random.default_rng(0)

@@ -5,7 +5,7 @@ SmolLM2), centred and scaled to unit mean row norm — a reparametrisation a lin
 with bias absorbs exactly — behind a P → P/2 → d adapter whose output starts at the
 ID table's scale (std d^-½), so neither view drowns the other's logits at step 0. The
 collaborative view is an ID table initialised from the PCA of the same vectors
-(pipeline.embed.init_table: PCA to d, std d^-½), or randomly (`llmesr.id_init=random`).
+(pipeline.methods.llm_init.table: PCA to d, std d^-½), or randomly (`llmesr.id_init=random`).
 """
 
 from __future__ import annotations
@@ -21,9 +21,9 @@ from models.item_emb import FrozenAdapterEmbedding, IdEmbedding, ItemEmbedding
 from models.srs.llmesr import LLMESR
 from pipeline.config import TrainConfig
 from pipeline.data.dataset import Dataset
-from pipeline.distill import RASDLoss, neighbours_for_run
-from pipeline.embed.init_table import item_embedding_from_store, read_item_vectors
 from pipeline.errors import InputError
+from pipeline.methods.llm_init.table import item_embedding_from_store, read_item_vectors
+from pipeline.methods.llmesr.distill import RASDLoss, neighbours_for_run
 from pipeline.split import Split
 from pipeline.train import RunResult, train_srs
 

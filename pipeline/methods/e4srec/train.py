@@ -23,11 +23,11 @@ from tqdm.auto import tqdm
 from models.e4srec import E4SRec
 from pipeline import checkpoint
 from pipeline.batches import pad_left
-from pipeline.e4srec.config import E4SRecConfig
-from pipeline.e4srec.samples import epoch_order, make_batch, sample_pool, steps_per_epoch
-from pipeline.e4srec.schedule import CosineWarmup, eval_points, fit_plan
 from pipeline.errors import InputError
 from pipeline.evaluate import Scorer, evaluate, pick
+from pipeline.methods.e4srec.config import E4SRecConfig
+from pipeline.methods.e4srec.samples import epoch_order, make_batch, sample_pool, steps_per_epoch
+from pipeline.methods.e4srec.schedule import CosineWarmup, eval_points, fit_plan
 from pipeline.split import Split
 
 log = logging.getLogger(__name__)

@@ -37,12 +37,10 @@ from models.llm.lora import LLAMA_TARGETS
 from models.tslrec import CategoryHead, VerbalizerHead
 from pipeline import checkpoint
 from pipeline.data.dataset import Dataset
-from pipeline.embed.semantic import centre_normalise
-from pipeline.embed.tslrec_sft import encode_last, train_head_only, train_sft
 from pipeline.errors import InputError
 from pipeline.llm import LLMSpec, load_model, save_adapter
-from pipeline.split import Split
-from pipeline.tslrec_data import (
+from pipeline.methods.semantic.encode import centre_normalise
+from pipeline.methods.tslrec.data import (
     PromptTokens,
     TslrecPrompt,
     batch_schedule,
@@ -54,6 +52,8 @@ from pipeline.tslrec_data import (
     reconstruction_metrics,
     split_users,
 )
+from pipeline.methods.tslrec.sft import encode_last, train_head_only, train_sft
+from pipeline.split import Split
 
 KIND = "items/tslrec"
 SASREC_KIND = "items/sasrec-id"

@@ -10,9 +10,8 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.e4srec import E4SRecModelConfig
-from pipeline.config import build_config
 from pipeline.evaluate import EvalConfig
-from pipeline.presets import read_mapping
+from pipeline.presets import build_config, read_mapping
 
 PRESET = Path(__file__).resolve().parents[2] / "configs" / "e4srec.yaml"
 

@@ -29,9 +29,9 @@ from models.srs import SequentialRecommender
 from pipeline import checkpoint
 from pipeline.config import TrainConfig, load_train_config
 from pipeline.data.dataset import Dataset
-from pipeline.embed.init_table import DEFAULT_PCA_DIM, item_embedding_from_store
 from pipeline.errors import InputError
 from pipeline.evaluate import pick
+from pipeline.methods.llm_init.table import DEFAULT_PCA_DIM, item_embedding_from_store
 from pipeline.split import Split
 from pipeline.train import build_model, train_srs
 
@@ -134,9 +134,10 @@ def run_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStor
 
 
 def write_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStore, run_dir: Path,
-              resume: bool = False) -> VersionRef:
+              resume: bool = False, scft_ref: str | VersionRef = SCFT_KIND,
+              teacher_ref: str | VersionRef = TEACHER_KIND) -> VersionRef:
     """Run RAT and write `items/llmemb-rat` (raw adapter outputs, inner-product metric)."""
-    vectors, info = run_rat(dataset, split, cfg, store, run_dir, resume)
+    vectors, info = run_rat(dataset, split, cfg, store, run_dir, resume, scft_ref, teacher_ref)
     ids = np.arange(1, split.n_items + 1, dtype=np.int64)
     parents = [Parent(kind=info["scft"].kind, version=info["scft"].version),
                Parent(kind=info["teacher"].kind, version=info["teacher"].version)]

@@ -19,12 +19,12 @@ from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, St
 from models.e4srec import E4SRec
 from pipeline import checkpoint
 from pipeline.data.dataset import Dataset
-from pipeline.e4srec.config import E4SRecConfig, PromptTemplate
-from pipeline.e4srec.train import E4SRecResult, train_e4srec
 from pipeline.errors import InputError
 from pipeline.evaluate import pick
 from pipeline.llm import LLMSpec, LoadedModel, load_model, save_adapter
 from pipeline.llm.hardware import bf16_is_fast
+from pipeline.methods.e4srec.config import E4SRecConfig, PromptTemplate
+from pipeline.methods.e4srec.train import E4SRecResult, train_e4srec
 from pipeline.split import leave_one_out
 
 ID_KIND = "items/sasrec-id"

@@ -19,8 +19,8 @@ from embeddings_store import (
     VersionRef,
 )
 from pipeline.data.dataset import Dataset
-from pipeline.embed.semantic import semantic_item_embeddings, semantic_user_embeddings
 from pipeline.llm import LLMSpec, TextEncoder, load_model
+from pipeline.methods.semantic.encode import semantic_item_embeddings, semantic_user_embeddings
 from pipeline.prompts import PromptConfig
 from pipeline.split import Split
 

@@ -29,10 +29,10 @@ from models.llm.lora import LLAMA_TARGETS
 from models.losses import InfoNCELoss, SoftContrastiveLoss
 from pipeline import checkpoint
 from pipeline.data.dataset import Dataset
-from pipeline.embed.augment import augment_views, recall_at_1, split_items, view_texts
-from pipeline.embed.semantic import centre_normalise
 from pipeline.errors import InputError
 from pipeline.llm import LLMSpec, load_model, save_adapter
+from pipeline.methods.llmemb.augment import augment_views, recall_at_1, split_items, view_texts
+from pipeline.methods.semantic.encode import centre_normalise
 from pipeline.prompts import Pairs, PromptConfig, item_attribute_pairs, render_item
 
 __all__ = ["KIND", "ScftConfig", "augment_views", "recall_at_1", "run_scft", "split_items",

@@ -6,6 +6,6 @@ budget), train (the loop), run (store in, head out). No Prefect here.
 
 from __future__ import annotations
 
-from pipeline.e4srec.config import E4SRecConfig, PromptTemplate, load_e4srec_config
+from pipeline.methods.e4srec.config import E4SRecConfig, PromptTemplate, load_e4srec_config
 
 __all__ = ["E4SRecConfig", "PromptTemplate", "load_e4srec_config"]

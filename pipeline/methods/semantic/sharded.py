@@ -33,9 +33,9 @@ import numpy as np
 
 from embeddings_store import EmbeddingStore, IndexConfig, Parent, StagedVersion, VersionRef
 from pipeline.data.dataset import Dataset
-from pipeline.embed.semantic import centre_rows, mean_pairwise_cosine, semantic_info
-from pipeline.embed.semantic_writer import SemanticConfig, semantic_manifest
 from pipeline.errors import InputError
+from pipeline.methods.semantic.encode import centre_rows, mean_pairwise_cosine, semantic_info
+from pipeline.methods.semantic.write import SemanticConfig, semantic_manifest
 from pipeline.prompts import item_texts, user_texts
 from pipeline.split import leave_one_out
 
