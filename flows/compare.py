@@ -14,7 +14,6 @@ import inspect
 import os
 import time
 from collections.abc import Callable
-from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -38,6 +37,7 @@ from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
 from pipeline.data.dataset import Dataset
 from pipeline.plots import compare_plot
 from pipeline.results import write_table
+from pipeline.runs import results_path
 
 
 def supports_llmesr() -> bool:
@@ -73,7 +73,7 @@ def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: s
             failed.append(f"{cells[i].name}: {type(e).__name__}: {e}")
             log.error("cell %s failed: %s", cells[i].name, e)
             return
-        results[i] = [{**r, "method": cells[i].method} for r in rows]
+        results[i] = cells[i].label(rows)
         log.info("cell %d/%d done (%s, %.0f s)", len(results) + len(failed), len(cells),
                  cells[i].name, time.perf_counter() - start)
 
@@ -134,11 +134,9 @@ def compare_flow(dataset: str = "movielens-100k",
     notes.append(f"{len(cells)} cells ({len(cells) - len(failed)} ok) in "
                  f"{(time.perf_counter() - start) / 60:.1f} min; budget preset "
                  f"configs/compare.yaml, overrides {overrides or {}}")
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    out = Path(runs_dir) / ds.name / f"compare-{stamp}"
-    table = write_table(rows, out.with_suffix(".parquet"))
+    table = write_table(rows, results_path(runs_dir, ds.name, "compare"))
     agg = aggregate(rows)
-    plot = compare_plot(agg, out.with_suffix(".png"), title=f"{ds.name}: test full NDCG@10")
+    plot = compare_plot(agg, table.with_suffix(".png"), title=f"{ds.name}: test full NDCG@10")
     md = markdown(agg, f"Comparison on {ds.name}", notes=notes)
     create_markdown_artifact(f"{md}\n\nTable: `{table}`; plot: `{plot}`", key="compare-results",
                              description=f"methods on {ds.name}")

@@ -23,14 +23,15 @@ from llm4srs.options import (
     RunsDirOpt,
     SeedsOpt,
     StoreOpt,
+    csv_list,
+    parse_sets,
+    usage_error,
 )
 
 env.configure()
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
                   help="LLM embeddings for sequential recommenders.")
-BACKBONE_NAMES = ("sasrec", "gru4rec", "bert4rec", "pop")
-METHOD_NAMES = ("srs", "llmesr")
 
 
 def _mount_store() -> None:
@@ -51,29 +52,6 @@ def _mount_compare() -> None:
 _mount_compare()
 
 
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
-
-
-def _parse_sets(sets: list[str]) -> dict:
-    out: dict = {}
-    for item in sets:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise _usage(f"--set expects key=value, got {item!r}")
-        try:
-            out[key] = json.loads(raw)
-        except json.JSONDecodeError:
-            out[key] = raw
-    return out
-
-
-def _usage(msg: str) -> Exception:
-    from pipeline.errors import InputError
-
-    return InputError(msg)
-
-
 @app.command()
 def prepare(dataset: DatasetOpt = "movielens-100k", data_dir: DataDirOpt = Path("data"),
             force: Annotated[bool, typer.Option(help="re-prepare even if cached")] = False,
@@ -91,7 +69,7 @@ def prepare(dataset: DatasetOpt = "movielens-100k", data_dir: DataDirOpt = Path(
 @app.command()
 def train(
     dataset: DatasetOpt = "movielens-100k",
-    backbone: Annotated[str, typer.Option(help="comma list of sasrec,gru4rec,bert4rec,pop")] = "sasrec",
+    backbone: Annotated[str, typer.Option(help="comma list of backbones (sasrec, gru4rec, bert4rec, pop, or one registered in models/srs/registry.py)")] = "sasrec",
     seeds: SeedsOpt = "0",
     config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/srs/<backbone>.yaml")] = None,
     set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set lr=0.002 --set model.dropout=0.3")] = [],  # noqa: B006
@@ -109,27 +87,28 @@ def train(
     stack.check()  # a known-broken torch/transformers/peft combination: before any work
     import polars as pl
 
-    from pipeline.config import load_train_config
+    from pipeline.config import backbone_names, load_train_config
     from pipeline.data.config import resolve_dataset
+    from pipeline.methods.registry import METHODS, get_method
     from pipeline.results import markdown
 
-    backbones = _csv(backbone)
-    unknown = [b for b in backbones if b not in BACKBONE_NAMES]
+    backbones = csv_list(backbone)
+    unknown = [b for b in backbones if b not in backbone_names()]
     if unknown or not backbones:
-        raise _usage(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(BACKBONE_NAMES)}")
+        raise usage_error(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(backbone_names())}")
     try:
-        seed_list = [int(s) for s in _csv(seeds)]
+        seed_list = [int(s) for s in csv_list(seeds)]
     except ValueError:
-        raise _usage(f"--seeds must be integers, got {seeds!r}") from None
-    overrides = _parse_sets(set_)
+        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
+    overrides = parse_sets(set_)
     if embedding_mode not in ("init", "frozen_adapter"):
-        raise _usage(f"--embedding-mode must be init or frozen_adapter, not {embedding_mode!r}")
-    if method not in METHOD_NAMES:
-        raise _usage(f"--method must be one of {', '.join(METHOD_NAMES)}, not {method!r}")
-    if method == "llmesr" and embeddings is None:
-        raise _usage("--method llmesr needs --embeddings (an item kind, e.g. items/semantic-smollm2)")
-    if method != "llmesr" and user_embeddings is not None:
-        raise _usage("--user-embeddings is only used by --method llmesr")
+        raise usage_error(f"--embedding-mode must be init or frozen_adapter, not {embedding_mode!r}")
+    chosen_method = get_method(method)
+    if chosen_method.needs_items and embeddings is None:
+        raise usage_error(f"--method {method} needs --embeddings (an item kind, e.g. items/semantic-smollm2)")
+    if not chosen_method.uses_users and user_embeddings is not None:
+        users = ", ".join(m.name for m in METHODS.values() if m.uses_users)
+        raise usage_error(f"--user-embeddings is only used by --method {users}")
     resolve_dataset(dataset)  # fail fast on a bad spec, before Prefect starts
     for flag, ref, entity in (("--embeddings", embeddings, "items/"),
                               ("--user-embeddings", user_embeddings, "users/")):
@@ -138,11 +117,11 @@ def train(
 
             found = EmbeddingStore(store).resolve(ref, dataset=resolve_dataset(dataset).dataset_name)
             if not found.kind.startswith(entity):
-                raise _usage(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
+                raise usage_error(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
     cfgs = [load_train_config(b, overrides, config, method) for b in backbones]  # and on a bad config
     if method == "llmesr" and user_embeddings is None and any(
             c.llmesr.distill_weight > 0 for c in cfgs if c.backbone != "pop"):
-        raise _usage("--method llmesr needs --user-embeddings (a user kind, e.g. "
+        raise usage_error("--method llmesr needs --user-embeddings (a user kind, e.g. "
                      "users/semantic-smollm2), or --set llmesr.distill_weight=0")
     if config is not None:
         overrides = {**_yaml_overrides(config), **overrides}
@@ -194,12 +173,12 @@ def embed(
     from pipeline.data.config import resolve_dataset
     from pipeline.methods.registry import GENERATORS, get_generator, in_needs_order
 
-    chosen = list(GENERATORS) if generators == "all" else _csv(generators)
+    chosen = list(GENERATORS) if generators == "all" else csv_list(generators)
     if not chosen:
-        raise _usage(f"no generator given; choose from all, {', '.join(GENERATORS)}")
+        raise usage_error(f"no generator given; choose from all, {', '.join(GENERATORS)}")
     order = in_needs_order(chosen)  # an unknown name is one line
     resolve_dataset(dataset)
-    configs: dict[str, dict] = {"sasrec-id": _parse_sets(set_),
+    configs: dict[str, dict] = {"sasrec-id": parse_sets(set_),
                                 "tslrec": _tslrec_config(tslrec_steps, tslrec_mode)}
     if scft_steps is not None:
         configs["llmemb-scft"] = {"max_steps": scft_steps}
@@ -244,7 +223,7 @@ def _tslrec_config(steps: int | None, mode: str | None) -> dict:
         TslrecConfig(**cfg)
     except ValidationError as err:
         first = err.errors()[0]
-        raise _usage(f"--tslrec-{first['loc'][0]}: {first['msg']}".replace("max_steps", "steps")) from None
+        raise usage_error(f"--tslrec-{first['loc'][0]}: {first['msg']}".replace("max_steps", "steps")) from None
     return cfg
 
 
@@ -286,10 +265,10 @@ def e4srec(
     from pipeline.results import markdown
 
     try:
-        seed_list = [int(s) for s in _csv(seeds)]
+        seed_list = [int(s) for s in csv_list(seeds)]
     except ValueError:
-        raise _usage(f"--seeds must be integers, got {seeds!r}") from None
-    overrides = _parse_sets(set_)
+        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
+    overrides = parse_sets(set_)
     load_e4srec_config(overrides, config)  # fail fast, before Prefect starts
     if config is not None:
         overrides = {**_yaml_overrides(config), **overrides}
@@ -325,7 +304,7 @@ def serve(
     """
     from flows import deployments
 
-    names = _csv(only) if only else None
+    names = csv_list(only) if only else None
     if list_:
         rows = [{"name": r.spec.name, "flow": r.flow.name if r.flow else None,
                  "entrypoint": r.spec.flow_ref, "cron": None if no_schedules else r.spec.cron,

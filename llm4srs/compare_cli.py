@@ -13,13 +13,7 @@ from typing import Annotated
 
 import typer
 
-from llm4srs.options import DataDirOpt, RunsDirOpt, StoreOpt
-
-COMPARE_BACKBONES = ("sasrec", "gru4rec", "bert4rec")  # pop has no item table to compare
-
-
-def _csv(value: str) -> list[str]:
-    return [v.strip() for v in value.split(",") if v.strip()]
+from llm4srs.options import DataDirOpt, RunsDirOpt, StoreOpt, csv_list, parse_sets, usage_error
 
 
 def compare(
@@ -38,7 +32,6 @@ def compare(
     """Compare ID-only, LLM-initialised and LLM-ESR backbones over the store's item
     embeddings (Prefect flow `compare`); print the table, then `plot: <png>` last."""
     from llm4srs import stack
-    from llm4srs.cli import _parse_sets, _usage
 
     stack.check()
     from pipeline.compare import (
@@ -51,24 +44,26 @@ def compare(
     from pipeline.config import load_train_config
     from pipeline.data.config import resolve_dataset
 
-    chosen_backbones = _csv(backbones)
-    unknown = [b for b in chosen_backbones if b not in COMPARE_BACKBONES]
+    chosen_backbones = csv_list(backbones)
+    from models.srs import BACKBONES  # pop has no item table to compare
+
+    unknown = [b for b in chosen_backbones if b not in BACKBONES]
     if unknown or not chosen_backbones:
-        raise _usage(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from "
-                     f"{', '.join(COMPARE_BACKBONES)}")
+        raise usage_error(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from "
+                     f"{', '.join(BACKBONES)}")
     try:
-        seed_list = [int(s) for s in _csv(seeds)]
+        seed_list = [int(s) for s in csv_list(seeds)]
     except ValueError:
-        raise _usage(f"--seeds must be integers, got {seeds!r}") from None
+        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
     if not seed_list:
-        raise _usage("--seeds: at least one seed")
-    overrides = _parse_sets(set_)
+        raise usage_error("--seeds: at least one seed")
+    overrides = parse_sets(set_)
     preset = load_preset()
     name = resolve_dataset(dataset).dataset_name  # fail fast on a bad spec
 
     from flows.compare import supports_llmesr
 
-    chosen = methods_for(_csv(methods) if methods else None, DEFAULT_ABLATIONS, supports_llmesr())
+    chosen = methods_for(csv_list(methods) if methods else None, DEFAULT_ABLATIONS, supports_llmesr())
     kind_list: list[str] | None = None
     if any(m != "id" for m in chosen):
         available = store_kinds(store, name, "items")
@@ -77,7 +72,7 @@ def compare(
         elif kinds.strip() == "all":
             kind_list = select_kinds(available, None, dataset=dataset)
         else:
-            kind_list = select_kinds(available, _csv(kinds), dataset=dataset)
+            kind_list = select_kinds(available, csv_list(kinds), dataset=dataset)
     for b in chosen_backbones:  # bad overrides fail here, not an hour in
         load_train_config(b, {**preset.overrides, **overrides})
         if any(m.startswith("llmesr") for m in chosen):

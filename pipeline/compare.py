@@ -17,10 +17,10 @@ from embeddings_store import EmbeddingStore
 from embeddings_store.errors import StoreError
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
-from pipeline.methods.llm_init.table import resolve_embedding
-from pipeline.presets import read_mapping
+from pipeline.presets import CONFIG_DIR, read_mapping
+from pipeline.store_io import resolve_kind
 
-PRESET = Path(__file__).resolve().parents[1] / "configs" / "compare.yaml"
+PRESET = CONFIG_DIR / "compare.yaml"
 BASE_METHODS = ("id", "llm-init", "llmesr")
 # LLM-ESR ablations (METHODS.md §3.6): name -> overrides of the llmesr cell.
 DEFAULT_ABLATIONS: dict[str, dict[str, Any]] = {
@@ -81,6 +81,10 @@ class Cell(BaseModel):
     def name(self) -> str:
         kind = f" {short_kind(self.embedding)}" if self.embedding else ""
         return f"{self.backbone} {self.method}{kind} s{self.seed}"
+
+    def label(self, rows: list[dict]) -> list[dict]:
+        """The cell's result rows, carrying its method label (an ablation's name, …)."""
+        return [{**r, "method": self.method} for r in rows]
 
 
 def short_kind(ref: str | None) -> str | None:
@@ -154,7 +158,7 @@ def grid_embeddings(dataset: Dataset, store_root: str | Path, kinds: list[str] |
     users: dict[str, str | None] = {}
     for kind in select_kinds(store_kinds(store_root, dataset.name, "items"), kinds,
                              dataset=dataset.name):
-        ref = resolve_embedding(dataset, store_root, kind)
+        ref = resolve_kind(dataset, store_root, kind, "items")
         user_kind = pick_user_kind(kind, user_kinds)
         users[ref] = str(store.resolve(user_kind, dataset=dataset.name)) if user_kind else None
         items.append(ref)

@@ -5,25 +5,36 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from models.srs import SRSConfig
+from models.srs import BACKBONES, SRSConfig
 from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
-from pipeline.presets import build_config, read_mapping
+from pipeline.presets import CONFIG_DIR, build_config, read_mapping
 
-CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
-BackboneName = Literal["sasrec", "gru4rec", "bert4rec", "pop"]
+# Baselines trained by no backbone (pipeline/train.py scores them directly).
+BASELINES = ("pop",)
+
+
+def backbone_names() -> list[str]:
+    """Every name `--backbone` takes: the registered backbones, then the baselines."""
+    return [*BACKBONES, *BASELINES]
+
+
+def _check_train_backbone(name: str) -> str:
+    if name not in backbone_names():
+        raise ValueError(f"unknown backbone {name!r}; choose from {', '.join(backbone_names())}")
+    return name
 
 
 class TrainConfig(BaseModel):
     """Everything that determines one training run (besides the dataset)."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    backbone: BackboneName = "sasrec"
+    backbone: Annotated[str, AfterValidator(_check_train_backbone)] = "sasrec"
     model: SRSConfig = SRSConfig()
     eval: EvalConfig = EvalConfig()
     seed: int = 0

@@ -13,6 +13,7 @@ import polars as pl
 from embeddings_store import EmbeddingStore
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
+from pipeline.store_io import check_fingerprint, resolve_kind
 
 
 def text_attributes(dataset: Dataset) -> list[str]:
@@ -43,14 +44,10 @@ def check_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str,
     """A stored item kind fits `dataset`: made from it (fingerprint), one vector per item
     1..N in order, and, for `init` (PCA to the backbone dim), at least `init_dim` wide
     and long. Returns the exact `dataset/kind@version`. Reads the manifest and the ids only."""
-    version = store.resolve(ref, dataset=dataset.name)
+    version = store.resolve(resolve_kind(dataset, store, ref, "items"))
     where = f"--embeddings {version}"
-    if not version.kind.startswith("items/"):
-        raise InputError(f"{where}: an item kind (items/…) is needed, not {version.kind}")
+    check_fingerprint(dataset, store, version)
     m = store.manifest(version)
-    if m.dataset.fingerprint != dataset.fingerprint:
-        raise InputError(f"{where} was made from dataset fingerprint {m.dataset.fingerprint}, "
-                         f"not {dataset.fingerprint} ({dataset.name}); regenerate it")
     n = dataset.n_items
     ids = store.read_ids(version)
     if not np.array_equal(ids, np.arange(1, n + 1)):

@@ -12,6 +12,8 @@ from pydantic import BaseModel, ValidationError
 from pipeline.errors import InputError
 
 C = TypeVar("C", bound=BaseModel)
+# The repository's YAML presets: srs/<backbone>.yaml, datasets/, compare.yaml, e4srec.yaml.
+CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
 def read_mapping(path: Path, label: str = "config") -> dict:

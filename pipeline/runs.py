@@ -88,3 +88,98 @@ def generator_report(name: str, store_root: str, refs: dict[str, str]) -> str | 
 def store_versions_markdown(dataset_name: str, refs: dict[str, str]) -> str:
     lines = [f"## Embeddings for {dataset_name}", "", "| kind | version |", "|---|---|"]
     return "\n".join(lines + [f"| `{kind}` | `{ref}` |" for kind, ref in refs.items()])
+
+
+# ---- stage 2 -------------------------------------------------------------------------------
+
+
+def _tag(ref: str) -> str:
+    """`dataset/items/name@version` -> `name` (for run folder names)."""
+    return ref.split("/", 1)[1].split("@")[0].split("/", 1)[-1].replace("/", "-")
+
+
+def srs_key(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir: str,
+            embedding: str | None, embedding_mode: str, method: str,
+            user_embedding: str | None) -> str:
+    """Content key of one stage-2 run: fingerprint + resolved config + seed + stored inputs
+    (+ the run folder, which belongs to the result: another runs_dir trains again)."""
+    from pipeline.config import load_train_config
+
+    fp = read_fingerprint(Path(dataset_path))
+    cfg = load_train_config(backbone, overrides, method=method).model_copy(update={"seed": seed})
+    key = (f"srs-{fp}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}-{embedding or 'id'}"
+           f"-{embedding_mode}")
+    if method != "srs":  # plain SRS keys stay as they were
+        key += f"-{method}-{user_embedding}"
+    return f"{key}-{Path(runs_dir).resolve()}"
+
+
+def train_one(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir: str,
+              resume: bool = False, embedding: str | None = None, embedding_mode: str = "init",
+              store_root: str = "store", method: str = "srs",
+              user_embedding: str | None = None) -> tuple[list[dict], str]:
+    """Train and evaluate one (backbone, seed) with `method`; (test result rows, summary).
+
+    `embedding` is a resolved store reference (`dataset/kind@version`) whose vectors become
+    the item representation: "init" (PCA to the model dim, then trained) or
+    "frozen_adapter" (frozen table behind a trainable adapter). `method="llmesr"` trains
+    LLM-ESR instead (its dual view replaces embedding_mode), with self-distillation over
+    neighbours from `user_embedding` (a resolved users/… reference).
+    """
+    from embeddings_store import EmbeddingStore
+    from pipeline.config import load_train_config
+    from pipeline.errors import InputError
+    from pipeline.methods.registry import get_method
+    from pipeline.split import leave_one_out
+    from pipeline.train import train_srs
+
+    get_method(method)
+    ds = Dataset.load(Path(dataset_path))
+    cfg = load_train_config(backbone, overrides, method=method).model_copy(update={"seed": seed})
+    split = leave_one_out(ds, neg_seed=cfg.neg_seed)
+    used_users = None
+    if method == "llmesr" and backbone != "pop":
+        from pipeline.methods.llmesr.train import train_llmesr
+
+        if embedding is None:
+            raise InputError("method llmesr needs an item embedding (items/…)")
+        used_users = user_embedding if cfg.llmesr.distill_weight > 0 else None
+        run_dir = run_folder(runs_dir, ds.name, backbone, "llmesr", _tag(embedding),
+                             _tag(used_users) if used_users else "nosd", cfg.config_hash(),
+                             f"s{seed}")
+        result = train_llmesr(ds, split, cfg, EmbeddingStore(store_root), embedding, used_users,
+                              run_dir, resume=resume)
+        method_name, used_items = cfg.llmesr.variant(), embedding
+    else:
+        from pipeline.methods.llm_init.table import load_item_embedding
+
+        item_emb, tag = None, "id"
+        if embedding is not None and backbone != "pop":
+            item_emb = load_item_embedding(ds, EmbeddingStore(store_root), embedding,
+                                           embedding_mode, cfg.model.dim)
+            tag = f"{embedding.split('/', 1)[1].split('@')[0].replace('/', '-')}-{embedding_mode}"
+        run_dir = run_folder(runs_dir, ds.name, backbone, tag, cfg.config_hash(), f"s{seed}")
+        result = train_srs(split, cfg, run_dir, resume=resume, item_emb=item_emb)
+        method_name = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{embedding_mode}")
+        used_items = embedding if item_emb is not None else None
+    rows = result_rows(ds, result.test_rows, method=method_name, backbone=backbone,
+                       embedding=used_items, user_embedding=used_users, seed=seed,
+                       train_seconds=result.train_seconds, best_epoch=result.best_epoch,
+                       config_hash=cfg.config_hash())
+    summary = (f"{backbone} {method_name} seed {seed}: best epoch {result.best_epoch}, "
+               f"{result.train_seconds:.1f} s")
+    return rows, summary
+
+
+def result_rows(ds: Dataset, metric_rows: list[dict], **common: Any) -> list[dict]:
+    """The results-table rows (pipeline/results.COLUMNS) of one run's test metrics."""
+    base = {"dataset": ds.name, "fingerprint": ds.fingerprint, "split": "test", **common}
+    return [{**base, **row} for row in metric_rows]
+
+
+def results_path(runs_dir: str, dataset_name: str, prefix: str = "results") -> Path:
+    """`runs/<dataset>/<prefix>-<UTC time>.parquet` (the plot goes beside it as .png)."""
+    from datetime import UTC, datetime
+
+    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+    return Path(runs_dir) / dataset_name / f"{prefix}-{stamp}.parquet"

@@ -10,19 +10,20 @@ Sequences are left-padded with 0, so the most recent item is always at position 
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import torch
 import torch.nn.functional as F
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from torch import nn
 
 from models.item_emb import ItemEmbedding
+from models.srs.registry import check_backbone
 
 
 class SRSConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    backbone: Literal["sasrec", "gru4rec", "bert4rec"] = "sasrec"
+    backbone: Annotated[str, AfterValidator(check_backbone)] = "sasrec"  # models/srs/registry.py
     dim: int = Field(64, ge=1)
     layers: int = Field(2, ge=1)
     heads: int = Field(1, ge=1)

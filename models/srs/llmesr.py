@@ -28,8 +28,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from models.item_emb import ItemEmbedding
-from models.srs import BACKBONES
 from models.srs.base import SequentialRecommender, SRSConfig, positions_from_end
+from models.srs.registry import BACKBONES
 
 View = Literal["dual", "semantic", "collaborative"]
 

@@ -10,14 +10,14 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import InputError
-from pipeline.presets import read_mapping
+from pipeline.presets import CONFIG_DIR, read_mapping
 
 SourceName = Literal[
     "movielens-100k", "movielens-1m", "amazon", "yelp", "lcrec", "table", "synthetic"
 ]
 # Sources that read files the user brings (a path is required).
 FILE_SOURCES = {"movielens-1m", "amazon", "yelp", "lcrec", "table"}
-PRESET_DIR = Path(__file__).resolve().parents[2] / "configs" / "datasets"
+PRESET_DIR = CONFIG_DIR / "datasets"
 
 
 class TableColumns(BaseModel):

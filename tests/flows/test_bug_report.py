@@ -13,12 +13,12 @@ from llm4srs.cli import main
 
 def test_bug_in_a_task_names_the_task_and_the_log(prefect_harness, tmp_path, monkeypatch,
                                                   capsys):
-    import flows.srs
+    import pipeline.train
 
     def broken(*args, **kwargs):
         raise RuntimeError("index 7 is out of bounds for dimension 0 with size 7")
 
-    monkeypatch.setattr(flows.srs, "train_srs", broken)
+    monkeypatch.setattr(pipeline.train, "train_srs", broken)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("LLM4SRS_LOG_DIR", str(tmp_path / "logs"))
     monkeypatch.setattr(sys, "argv", [

@@ -93,18 +93,18 @@ def flow(args: dict) -> dict:
     from prefect import get_client
     from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 
-    import flows.srs
+    import pipeline.train
     from flows.srs import srs_flow
 
     calls: list[dict] = []
-    real = flows.srs.train_srs
+    real = pipeline.train.train_srs
 
     def recorded(split, cfg, run_dir, *a, **k):
         calls.append({"backbone": cfg.backbone, "run_dir": str(run_dir),
                       "resume": bool(k.get("resume")), "start_epoch": _last_epoch(Path(run_dir))})
         return real(split, cfg, run_dir, *a, **k)
 
-    flows.srs.train_srs = recorded
+    pipeline.train.train_srs = recorded
     state = srs_flow(dataset="synthetic", backbones=["pop", "sasrec"], seeds=[0],
                      overrides=args["overrides"], data_dir=args["data_dir"],
                      runs_dir=args["runs_dir"], resume=True, return_state=True)

@@ -11,9 +11,9 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from models.e4srec import E4SRecModelConfig
 from pipeline.evaluate import EvalConfig
-from pipeline.presets import build_config, read_mapping
+from pipeline.presets import CONFIG_DIR, build_config, read_mapping
 
-PRESET = Path(__file__).resolve().parents[2] / "configs" / "e4srec.yaml"
+PRESET = CONFIG_DIR / "e4srec.yaml"
 
 
 class PromptTemplate(BaseModel):

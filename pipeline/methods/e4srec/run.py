@@ -26,6 +26,7 @@ from pipeline.llm.hardware import bf16_is_fast
 from pipeline.methods.e4srec.config import E4SRecConfig, PromptTemplate
 from pipeline.methods.e4srec.train import E4SRecResult, train_e4srec
 from pipeline.split import leave_one_out
+from pipeline.store_io import read_catalogue
 
 ID_KIND = "items/sasrec-id"
 HEAD_KIND = "items/e4srec-head"
@@ -50,15 +51,7 @@ def load_id_table(dataset: Dataset, store: EmbeddingStore, ref: str | VersionRef
                   ) -> tuple[VersionRef, torch.Tensor]:
     """(version, [N+1, d] float32 table, row 0 = zero padding) for `dataset`'s catalogue."""
     version = ref if isinstance(ref, VersionRef) else resolve_id_table(store, dataset.name, ref)
-    manifest = store.manifest(version)
-    if manifest.dataset.fingerprint != dataset.fingerprint:
-        raise InputError(f"{version} was made from dataset fingerprint {manifest.dataset.fingerprint}, "
-                         f"not {dataset.fingerprint}: run `llm4srs embed sasrec-id --dataset "
-                         f"{dataset.name}` again")
-    ids, vectors = store.read(version)
-    if not np.array_equal(np.sort(ids), np.arange(1, dataset.n_items + 1)):
-        raise InputError(f"{version}: ids do not cover items 1..{dataset.n_items}")
-    rows = np.asarray(vectors, dtype=np.float32)[np.argsort(ids)]  # [N, d] in id order
+    version, rows = read_catalogue(dataset, store, version)  # [N, d] in id order
     table = np.concatenate([np.zeros((1, rows.shape[1]), np.float32), rows])
     return version, torch.from_numpy(table)
 
@@ -140,3 +133,61 @@ def write_head(dataset: Dataset, model: E4SRec, cfg: E4SRecConfig, store: Embedd
         metrics=head_metrics(info["result"], cfg),
     )
     return store.write(dataset.name, HEAD_KIND, ids, vectors, manifest, expected_ids=ids)
+
+
+# ---- one seed as a flow task runs it -----------------------------------------------------
+
+
+def seed_config(overrides: dict, seed: int) -> E4SRecConfig:
+    from pipeline.methods.e4srec.config import load_e4srec_config
+
+    return load_e4srec_config(overrides).model_copy(update={"seed": seed})
+
+
+def seed_key(dataset_path: str, llm: dict, overrides: dict, seed: int, id_ref: str,
+             store_root: str) -> str:
+    """Content key: fingerprint + LLM spec + resolved config + seed + exact ID table."""
+    from pipeline.data.dataset import read_fingerprint
+    from pipeline.runs import cache_key
+
+    spec, cfg = LLMSpec(**llm), seed_config(overrides, seed)
+    fp = read_fingerprint(Path(dataset_path))
+    return f"e4srec-{fp}-{cache_key(spec, cfg.config_hash(), id_ref)}-s{seed}-{store_root}"
+
+
+def train_seed(dataset_path: str, id_ref: str, llm: dict, overrides: dict, seed: int,
+               runs_dir: str, store_root: str, resume: bool = False) -> dict:
+    """Train, evaluate and export one seed; {rows: test result rows, info: figures, summary}."""
+    from pipeline.runs import cache_key, result_rows, run_folder
+
+    ds = Dataset.load(Path(dataset_path))
+    spec, cfg = LLMSpec(**llm), seed_config(overrides, seed)
+    run_dir = run_folder(runs_dir, ds.name, "e4srec", spec.short_name,
+                         cache_key(spec, cfg.config_hash(), id_ref), f"s{seed}")
+    info = run_e4srec(ds, cfg, spec, EmbeddingStore(store_root), run_dir, id_ref=id_ref,
+                      resume=resume)
+    result = info["result"]
+    rows = result_rows(ds, result.test_rows, method="e4srec", backbone=spec.short_name,
+                       embedding=id_ref, user_embedding=None, seed=seed,
+                       train_seconds=result.train_seconds, best_epoch=result.best_epoch,
+                       config_hash=cfg.config_hash())
+    figures = head_metrics(result, cfg) | {"head_ref": info["head_ref"], "run_dir": str(run_dir),
+                                           "adapter_hash": info["adapter_hash"]}
+    summary = (f"e4srec seed {seed}: {result.steps_run} steps (best {result.best_step}), "
+               f"{result.total_seconds:.1f} s, budget stop {result.stopped_by_budget}, "
+               f"head {info['head_ref']}")
+    return {"rows": rows, "info": figures, "summary": summary}
+
+
+def report_markdown(rows: list[dict], infos: list[tuple[int, dict]], name: str) -> str:
+    """The results table plus one line per seed of what the budget allowed."""
+    from pipeline.results import markdown
+
+    lines = [markdown(rows, f"E4SRec on {name}"), "", "| seed | steps (planned) | samples | "
+             "budget (min) | used (min) | budget stop | head |", "|---|---|---|---|---|---|---|"]
+    for seed, i in infos:
+        budget = "—" if i["max_minutes"] is None else f"{i['max_minutes']:g}"
+        lines.append(f"| {seed} | {i['steps_run']} ({i['planned_steps']}) | {i['samples_seen']} | "
+                     f"{budget} | {i['total_seconds'] / 60:.1f} | {i['stopped_by_budget']} | "
+                     f"`{i['head_ref']}` |")
+    return "\n".join(lines)

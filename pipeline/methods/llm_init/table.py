@@ -8,7 +8,6 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Literal
 
 import numpy as np
@@ -17,7 +16,7 @@ import torch
 from embeddings_store import EmbeddingStore
 from models.item_emb import FrozenAdapterEmbedding, IdEmbedding, ItemEmbedding
 from pipeline.data.dataset import Dataset
-from pipeline.errors import InputError
+from pipeline.store_io import read_catalogue
 
 Mode = Literal["init", "frozen_adapter"]
 DEFAULT_PCA_DIM = 256
@@ -70,14 +69,6 @@ def item_embedding_from_store(vectors: np.ndarray, mode: Mode, dim: int,
     raise ValueError(f"mode must be 'init' or 'frozen_adapter', not {mode!r}")
 
 
-def resolve_embedding(dataset: Dataset, store_root: str | Path, kind: str) -> str:
-    """`items/x` (or `items/x@version|tag`) for this dataset -> its exact `dataset/kind@version`."""
-    ref = EmbeddingStore(store_root).resolve(kind, dataset=dataset.name)
-    if not ref.kind.startswith("items/"):
-        raise InputError(f"--embeddings {kind}: an item kind (items/…) is needed, not {ref.kind}")
-    return str(ref)
-
-
 def load_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str, mode: Mode,
                         dim: int) -> ItemEmbedding:
     """Read a store version that covers the catalogue and turn it into an ItemEmbedding."""
@@ -86,12 +77,4 @@ def load_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str, mode:
 
 def read_item_vectors(dataset: Dataset, store: EmbeddingStore, ref: str) -> np.ndarray:
     """[N, H] vectors of items 1..N in id order from a version made for this dataset."""
-    version = store.resolve(ref)
-    manifest = store.manifest(version)
-    if manifest.dataset.fingerprint != dataset.fingerprint:
-        raise InputError(f"{ref} was made from dataset fingerprint {manifest.dataset.fingerprint}, "
-                         f"not {dataset.fingerprint}; regenerate it for this dataset")
-    ids, vectors = store.read(version)
-    if not np.array_equal(ids, np.arange(1, dataset.n_items + 1)):
-        raise InputError(f"{ref}: ids do not cover items 1..{dataset.n_items} in order")
-    return np.asarray(vectors)
+    return read_catalogue(dataset, store, ref)[1]

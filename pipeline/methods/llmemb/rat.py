@@ -16,16 +16,17 @@ directly when a caller passes one (`align(model, batch)`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, VersionRef
 from models.item_emb import FrozenAdapterEmbedding
 from models.losses import SoftContrastiveLoss
 from models.srs import SequentialRecommender
+from models.srs.registry import check_backbone
 from pipeline import checkpoint
 from pipeline.config import TrainConfig, load_train_config
 from pipeline.data.dataset import Dataset
@@ -33,6 +34,7 @@ from pipeline.errors import InputError
 from pipeline.evaluate import pick
 from pipeline.methods.llm_init.table import DEFAULT_PCA_DIM, item_embedding_from_store
 from pipeline.split import Split
+from pipeline.store_io import read_catalogue
 from pipeline.train import build_model, train_srs
 
 KIND = "items/llmemb-rat"
@@ -42,7 +44,7 @@ TEACHER_KIND = "items/sasrec-id"
 
 class RatConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    backbone: Literal["sasrec", "gru4rec", "bert4rec"] = "sasrec"
+    backbone: Annotated[str, AfterValidator(check_backbone)] = "sasrec"
     srs_overrides: dict = {}  # dotted keys over configs/srs/<backbone>.yaml
     pca_dim: int | None = None  # None: min(H, N, 256)
     alpha: float = Field(0.01, ge=0)  # 0 = the "w/o alignment" ablation
@@ -92,23 +94,14 @@ class AlignmentLoss:
         return self.alpha * self.loss.compute_loss_from_embeddings(teacher, adapted)
 
 
-def _table(store: EmbeddingStore, ref: str | VersionRef, dataset: Dataset, n_items: int) -> tuple[VersionRef, np.ndarray]:
-    """A catalogue-covering version as [N, D] rows in id order (row i-1 ↔ item i)."""
-    r = store.resolve(ref, dataset=dataset.name)
-    ids, vectors = store.read(r)
-    if len(ids) != n_items or not np.array_equal(np.sort(ids), np.arange(1, n_items + 1)):
-        raise InputError(f"{r}: ids must cover items 1..{n_items}, has {len(ids)} rows")
-    return r, np.asarray(vectors, dtype=np.float32)[np.argsort(ids)]
-
-
 def run_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStore, run_dir: Path,
             resume: bool = False, scft_ref: str | VersionRef = SCFT_KIND,
             teacher_ref: str | VersionRef = TEACHER_KIND) -> tuple[np.ndarray, dict]:
     """Train RAT on split.train; returns (adapted vectors [N, D] of the best epoch, info)."""
     train_cfg = cfg.train_config()
     dim = train_cfg.model.dim
-    scft, llm = _table(store, scft_ref, dataset, split.n_items)  # [N, H]
-    teacher_v, teacher = _table(store, teacher_ref, dataset, split.n_items)  # [N, Dt]
+    scft, llm = read_catalogue(dataset, store, scft_ref)  # [N, H]
+    teacher_v, teacher = read_catalogue(dataset, store, teacher_ref)  # [N, Dt]
     if teacher.shape[1] != dim:
         raise InputError(f"{teacher_v} has dim {teacher.shape[1]} but the {cfg.backbone} "
                          f"backbone has dim {dim}: retrain the teacher or set model.dim={teacher.shape[1]}")

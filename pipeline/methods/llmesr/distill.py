@@ -31,17 +31,10 @@ from models.srs import SequentialRecommender
 from pipeline.batches import pad_left
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
+from pipeline.store_io import check_fingerprint
 
 log = logging.getLogger(__name__)
 NEIGHBOURS_FILE = "neighbours.npy"
-
-
-def resolve_user_embedding(dataset: Dataset, store_root: str | Path, kind: str) -> str:
-    """`users/x` (or `users/x@version|tag`) for this dataset -> its exact `dataset/kind@version`."""
-    ref = EmbeddingStore(store_root).resolve(kind, dataset=dataset.name)
-    if not ref.kind.startswith("users/"):
-        raise InputError(f"--user-embeddings {kind}: a user kind (users/…) is needed, not {ref.kind}")
-    return str(ref)
 
 
 def retrieve_neighbours(store: EmbeddingStore, ref: str, dataset: Dataset, k: int) -> np.ndarray:
@@ -51,10 +44,8 @@ def retrieve_neighbours(store: EmbeddingStore, ref: str, dataset: Dataset, k: in
     one whose producer says its text used more than the training history is refused.
     """
     version = store.resolve(ref)
+    check_fingerprint(dataset, store, version)
     manifest = store.manifest(version)
-    if manifest.dataset.fingerprint != dataset.fingerprint:
-        raise InputError(f"{ref} was made from dataset fingerprint {manifest.dataset.fingerprint}, "
-                         f"not {dataset.fingerprint}; regenerate it for this dataset")
     history = manifest.producer.config.get("history")
     if history is not None and history != "train":
         raise InputError(f"{ref}: user vectors built from {history!r} history; neighbours must "

@@ -54,6 +54,7 @@ from pipeline.methods.tslrec.data import (
 )
 from pipeline.methods.tslrec.sft import encode_last, train_head_only, train_sft
 from pipeline.split import Split
+from pipeline.store_io import read_catalogue
 
 KIND = "items/tslrec"
 SASREC_KIND = "items/sasrec-id"
@@ -102,19 +103,6 @@ def resolve_mode(dataset: Dataset, cfg: TslrecConfig) -> Literal["text", "ids"]:
     return "ids"
 
 
-def load_item_table(store: EmbeddingStore, ref: str | VersionRef, dataset: Dataset) -> tuple[VersionRef, np.ndarray]:
-    """The SRS item table as [N, D] rows in id order (row i-1 ↔ item i)."""
-    r = store.resolve(ref, dataset=dataset.name)
-    manifest = store.manifest(r)
-    if manifest.dataset.fingerprint != dataset.fingerprint:
-        raise InputError(f"{r} was made from another version of {dataset.name} "
-                         f"(fingerprint {manifest.dataset.fingerprint}, now {dataset.fingerprint})")
-    ids, vectors = store.read(r)
-    if len(ids) != dataset.n_items or not np.array_equal(np.sort(ids), np.arange(1, dataset.n_items + 1)):
-        raise InputError(f"{r}: ids must cover items 1..{dataset.n_items}, has {len(ids)} rows")
-    return r, np.asarray(vectors, dtype=np.float32)[np.argsort(ids)]
-
-
 def add_tslrec_lora(model: torch.nn.Module, cfg: TslrecConfig):
     """peft LoRA on the bare transformer; with `lora_layers`, only its top layers."""
     from peft import LoraConfig, get_peft_model
@@ -161,7 +149,7 @@ def run_tslrec(dataset: Dataset, split: Split, cfg: TslrecConfig, llm_spec: LLMS
     t_start = time.perf_counter()
     seconds: dict[str, float] = {}
     mode = resolve_mode(dataset, cfg)
-    sasrec_v, table = load_item_table(store, sasrec_ref, dataset)
+    sasrec_v, table = read_catalogue(dataset, store, sasrec_ref)
     t = time.perf_counter()
     cats = latent_categories(table, cfg.k, cfg.kmeans_seed, cfg.kmeans_niter)
     seconds["kmeans"] = time.perf_counter() - t
