@@ -6,8 +6,6 @@ figure manager, so nothing leaks between calls or threads and no display is need
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +13,7 @@ import polars as pl
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
+from embeddings_store.atomic import atomic_path
 from pipeline.compare_report import GROUPS, aggregate
 
 HEAD_TAIL = ("overall", "head_item", "tail_item", "head_user", "tail_user")
@@ -24,12 +23,9 @@ _NICE = {"overall": "overall", "head_item": "head items", "tail_item": "tail ite
 
 def _save(fig: Figure, path: Path) -> Path:
     """Render to PNG aside, then rename into place (a reader never sees half a file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
     FigureCanvasAgg(fig)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png", dir=path.parent)
-    os.close(fd)
-    fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
-    os.replace(tmp, path)
+    with atomic_path(path, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png", dpi=110, bbox_inches="tight")
     return path
 
 

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from pathlib import Path
 
 import polars as pl
+
+from embeddings_store.atomic import atomic_path
 
 # user_embedding: the users/… version LLM-ESR's self-distillation retrieved neighbours from.
 COLUMNS = ["dataset", "fingerprint", "method", "backbone", "embedding", "user_embedding", "seed",
@@ -25,11 +25,8 @@ def to_frame(rows: list[dict]) -> pl.DataFrame:
 
 def write_table(rows: list[dict], path: Path) -> Path:
     """Write rows as Parquet, aside then renamed."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}-", dir=path.parent)
-    os.close(fd)
-    to_frame(rows).write_parquet(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        to_frame(rows).write_parquet(tmp)
     return path
 
 

@@ -8,13 +8,12 @@ seed is scored against the same candidates.
 
 from __future__ import annotations
 
-import os
-import tempfile
 from dataclasses import dataclass
 
 import numpy as np
 import polars as pl
 
+from embeddings_store.atomic import atomic_path
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
 
@@ -100,9 +99,6 @@ def load_or_sample_negatives(dataset: Dataset, n_neg: int, seed: int) -> np.ndar
             "negatives": pl.Series(negs.astype(np.int32)).reshape((len(negs), n_neg)),
         }
     )
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".neg-", dir=path.parent)
-    os.close(fd)
-    table.write_parquet(tmp)
-    os.replace(tmp, path)
+    with atomic_path(path) as tmp:
+        table.write_parquet(tmp)
     return negs

@@ -7,12 +7,11 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from peft import PeftModel
+
+from embeddings_store.atomic import atomic_dir
 
 
 def adapter_hash(folder: Path) -> str:
@@ -38,14 +37,6 @@ def adapter_hash(folder: Path) -> str:
 
 def save_adapter(model: PeftModel, folder: Path) -> str:
     """Save only the adapter into `folder` (written aside, then renamed); returns its hash."""
-    folder = Path(folder)
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
-    try:
+    with atomic_dir(folder, replace=True) as tmp:
         model.save_pretrained(tmp)
-        if folder.exists():
-            shutil.rmtree(folder)
-        os.rename(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-    return adapter_hash(folder)
+    return adapter_hash(Path(folder))

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 from pathlib import Path
+
+from embeddings_store.atomic import atomic_write_text
 
 WEIGHT_PATTERNS = ("*.safetensors", "pytorch_model*.bin", "model*.bin")
 
@@ -65,8 +65,4 @@ def weight_files(folder: Path) -> list[Path]:
 
 
 def _write_json_atomic(path: Path, data: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".hashes-", dir=path.parent)
-    with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=0, sort_keys=True)
-    os.replace(tmp, path)
+    atomic_write_text(path, json.dumps(data, indent=0, sort_keys=True))

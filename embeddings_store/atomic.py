@@ -1,0 +1,88 @@
+"""Write-aside-then-rename: the one copy of the idiom every writer in llm4srs uses.
+
+A reader never sees a half-written file or folder: the content goes to a temporary name
+beside the target (same filesystem), is flushed to disk, and one `os.replace`/`os.rename`
+puts it in place. On an error the temporary is removed and the old target is untouched.
+It lives in the store package because that is the lowest layer that writes files;
+pipeline/ imports it from here (DESIGN.md, "Who may import whom").
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+
+def fsync_dir(path: Path) -> None:
+    """Make a rename inside `path` durable (best effort where directories cannot be opened)."""
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside `path` to write to; on success it replaces `path`.
+
+    `suffix` keeps writers that pick a format by extension happy (".png", ".npy").
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, name = tempfile.mkstemp(prefix=f".{path.name}.tmp-", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp = Path(name)
+    try:
+        yield tmp
+        with open(tmp, "rb+") as f:
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            tmp.unlink()
+    fsync_dir(path.parent)
+
+
+def atomic_write_text(path: str | Path, text: str) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+
+
+@contextlib.contextmanager
+def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
+    """Yield a temporary folder beside `path`; on success it is renamed to `path`.
+
+    With `replace`, an existing `path` is moved aside just before the rename and removed
+    after it (a reader may briefly find nothing, never a mix); without it, an existing
+    non-empty `path` is an error.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    try:
+        yield tmp
+        old = None
+        if replace and path.exists():  # aside first, so a failed rename can put it back
+            old = path.with_name(f".{path.name}-old-{os.getpid()}")
+            os.replace(path, old)
+        try:
+            os.rename(tmp, path)
+        except BaseException:
+            if old is not None:
+                os.replace(old, path)
+            raise
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+        fsync_dir(path.parent)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
