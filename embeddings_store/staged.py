@@ -38,7 +38,7 @@ from embeddings_store.manifest import ManifestInput, PartInfo
 from embeddings_store.parts import PartWriter, WriteOptions
 from embeddings_store.reader import iter_files, open_part
 from embeddings_store.validate import check_chunk, check_coverage, check_unique
-from embeddings_store.writer import _make_temp_dir, _remove_empty_parents, seal_version
+from embeddings_store.writer import make_temp_dir, remove_empty_parents, seal_version
 
 SCRATCH = "scratch"
 PART_PREFIX = ".part-"
@@ -133,7 +133,7 @@ def staged_version(kd: layout.KindDir, n_parts: int, dim: int | None = None,
     if dim is not None and dim < 1:
         raise StoreError(f"{kd.dataset}/{kd.kind}: dim must be positive, got {dim}")
     version = layout.new_version_id()
-    tmp = _make_temp_dir(kd.path, version)
+    tmp = make_temp_dir(kd.path, version)
     staged = StagedVersion(str(tmp), kd.dataset, kd.kind, version, n_parts, dim, normalized)
     try:
         with layout.writing_marker(tmp):
@@ -141,7 +141,7 @@ def staged_version(kd: layout.KindDir, n_parts: int, dim: int | None = None,
     finally:
         if tmp.exists():  # not committed: nothing of it may stay behind
             shutil.rmtree(tmp, ignore_errors=True)
-            _remove_empty_parents(kd)
+            remove_empty_parents(kd)
 
 
 def commit_staged(kd: layout.KindDir, staged: StagedVersion, info: ManifestInput, *,

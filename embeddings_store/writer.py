@@ -65,7 +65,7 @@ def code_version() -> str:
     return "unknown"
 
 
-def _make_temp_dir(kind_path: Path, version: str) -> Path:
+def make_temp_dir(kind_path: Path, version: str) -> Path:
     tmp = kind_path / f"{layout.TMP_PREFIX}{version}-{os.getpid()}"
     for _ in range(3):  # a concurrent gc may rmdir an empty kind dir between the two mkdirs
         with contextlib.suppress(FileNotFoundError):
@@ -97,7 +97,7 @@ def write_version(
         raise StoreError(f"{where}: manifest mean has {len(info.mean)} values, dim is {dim}")
     version = layout.new_version_id()
     created_at = layout.utc_now_iso()
-    tmp = _make_temp_dir(kd.path, version)
+    tmp = make_temp_dir(kd.path, version)
     published = False
     try:
         with layout.writing_marker(tmp):
@@ -124,7 +124,7 @@ def write_version(
     except BaseException as err:
         if not published:
             shutil.rmtree(tmp, ignore_errors=True)
-            _remove_empty_parents(kd)
+            remove_empty_parents(kd)
         if isinstance(err, OSError):  # disk full, permissions: one line, not a traceback
             what = err.strerror or str(err).splitlines()[0] or type(err).__name__
             done = "nothing was published" if not published else "it is in place, not CURRENT"
@@ -191,7 +191,7 @@ def seal_version(
     layout.atomic_write_text(tmp / layout.MANIFEST, manifest_json(manifest))
 
 
-def _remove_empty_parents(kd: layout.KindDir) -> None:
+def remove_empty_parents(kd: layout.KindDir) -> None:
     """Failed first write: leave no empty kind/entity/dataset folders behind (rmdir only
     ever removes empty directories, so a concurrent writer's files are safe)."""
     for path in (kd.path, kd.path.parent, kd.path.parent.parent):

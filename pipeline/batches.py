@@ -9,15 +9,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from models.sequences import pad_left
 
-def pad_left(seqs: list[np.ndarray], length: int) -> torch.Tensor:
-    """[B, length] int64, each sequence's last `length` items right-aligned, 0 = padding."""
-    out = np.zeros((len(seqs), length), dtype=np.int64)
-    for i, s in enumerate(seqs):
-        s = s[-length:]
-        if len(s):
-            out[i, length - len(s):] = s
-    return torch.from_numpy(out)
+__all__ = ["cloze_batch", "next_item_batch", "pad_left", "sample_negatives"]
 
 
 def _batch_len(seqs: list[np.ndarray], max_len: int) -> int:

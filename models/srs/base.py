@@ -13,11 +13,11 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-import torch.nn.functional as F
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from torch import nn
 
 from models.item_emb import ItemEmbedding
+from models.losses.next_item import sampled_bce, softmax_ce
 from models.srs.registry import check_backbone
 
 
@@ -84,20 +84,14 @@ class SequentialRecommender(nn.Module):
         h = hidden[valid]  # [M, D]
         pos = target[valid]  # [M]
         if self.cfg.loss == "ce":
-            logits = self.score_all(h)  # [M, N+1]
-            logits[:, 0] = -torch.inf  # padding is never a class
+            seen = None
             if self.cfg.mask_seen and self.objective == "next":
                 seen = seen_before(batch["input"], self.n_items)[valid]  # [M, N+1]
-                seen[torch.arange(len(pos), device=pos.device), pos] = False  # a repeat target stays in
-                logits = logits.masked_fill(seen, -torch.inf)
-            return F.cross_entropy(logits, pos)
+            return softmax_ce(self.score_all(h), pos, seen)  # logits [M, N+1]
         neg = batch["negative"][valid]  # [M]
         pos_logit = (h * self.item_emb(pos)).sum(-1)
         neg_logit = (h * self.item_emb(neg)).sum(-1)
-        # Each term averaged over positions, then summed (as the papers' code does).
-        return F.binary_cross_entropy_with_logits(
-            pos_logit, torch.ones_like(pos_logit)
-        ) + F.binary_cross_entropy_with_logits(neg_logit, torch.zeros_like(neg_logit))
+        return sampled_bce(pos_logit, neg_logit)
 
 
 def seen_before(seq: torch.Tensor, n_items: int) -> torch.Tensor:

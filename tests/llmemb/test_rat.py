@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from embeddings_store import EmbeddingStore, ManifestInput, Producer
+from models.losses import AlignmentLoss
 from pipeline.batches import next_item_batch
 from pipeline.errors import InputError
 from pipeline.methods.llmemb import rat
-from pipeline.methods.llmemb.rat import AlignmentLoss, RatConfig
+from pipeline.methods.llmemb.config import RatConfig
 from pipeline.train import build_model
 
 SMALL = {"model.dim": 16, "model.max_len": 20, "epochs": 2, "batch_size": 64, "patience": 2}
@@ -39,7 +40,8 @@ def test_one_step_reaches_adapter_and_backbone_not_table_or_teacher(synthetic_sp
     emb = item_embedding_from_store(np.random.default_rng(0).normal(size=(n, 24)), "frozen_adapter", 16)
     model = build_model(tcfg, n, emb)
     teacher = torch.randn(n + 1, 16)
-    align = AlignmentLoss(teacher, synthetic_split.train_item_counts(), cfg)
+    align = AlignmentLoss(teacher, synthetic_split.train_item_counts(), cfg.alpha,
+                          cfg.align_items, cfg.tau, cfg.align_seed)
     gen = torch.Generator().manual_seed(0)
     batch = next_item_batch([s for s in synthetic_split.train[:32] if len(s) >= 2], 20, n, gen, False)
     loss = model.loss(batch) + align(model) + align(model, batch)
@@ -55,7 +57,7 @@ def test_one_step_reaches_adapter_and_backbone_not_table_or_teacher(synthetic_sp
 
 def test_alignment_samples_training_items_only(synthetic_split):
     counts = synthetic_split.train_item_counts()
-    align = AlignmentLoss(torch.zeros(len(counts), 16), counts, RatConfig(align_items=4096))
+    align = AlignmentLoss(torch.zeros(len(counts), 16), counts, alpha=0.01, n=4096)
     ids = align.sample().numpy()
     assert ids.min() >= 1 and np.all(counts[ids] > 0)
 

@@ -11,7 +11,8 @@ import torch
 
 from pipeline.errors import InputError
 from pipeline.methods.llmemb import scft
-from pipeline.methods.llmemb.scft import ScftConfig, augment_views
+from pipeline.methods.llmemb.augment import augment_views
+from pipeline.methods.llmemb.config import ScftConfig
 from pipeline.prompts import item_attribute_pairs
 
 PAIRS = [(f"k{i}", f"v{i}") for i in range(5)]

@@ -9,10 +9,11 @@ import torch.nn.functional as F
 from llmesr_helpers import TINY, write_users
 
 from embeddings_store import EmbeddingStore
+from models.losses import RASDLoss
 from pipeline.batches import pad_left
 from pipeline.config import load_train_config
 from pipeline.errors import InputError
-from pipeline.methods.llmesr.distill import RASDLoss, neighbours_for_run, retrieve_neighbours
+from pipeline.methods.llmesr.distill import neighbours_for_run, retrieve_neighbours
 from pipeline.methods.llmesr.train import build_llmesr
 from pipeline.train import train_srs
 

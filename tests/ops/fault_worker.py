@@ -61,7 +61,8 @@ def scft(args: dict) -> list[dict]:
     from sentence_transformers import SentenceTransformerTrainer
 
     from pipeline.llm import LLMSpec
-    from pipeline.methods.llmemb.scft import ScftConfig, run_scft
+    from pipeline.methods.llmemb.config import ScftConfig
+    from pipeline.methods.llmemb.scft import run_scft
 
     step = SentenceTransformerTrainer.training_step
     pause = {"s": 0.0}

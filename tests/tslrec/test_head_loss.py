@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 import torch
 
-from models.tslrec import CategoryHead, CategoryKLLoss, VerbalizerHead, kl_rows
+from models.losses import CategoryKLLoss, kl_rows
+from models.tslrec import CategoryHead, VerbalizerHead
 
 
 def test_kl_loss_against_hand_computed_values():

@@ -89,7 +89,8 @@ def test_verbalizer_output_uses_the_lm_head_and_a_zero_shot_baseline(
 
 
 def test_a_killed_sft_resumes_on_the_same_curve(tiny_spec, tmp_path, monkeypatch):
-    from models.tslrec import CategoryHead, CategoryKLLoss
+    from models.losses import CategoryKLLoss
+    from models.tslrec import CategoryHead
     from pipeline.llm import load_model
     from pipeline.methods.tslrec.data import batch_schedule
     from pipeline.methods.tslrec.sft import train_sft

@@ -13,7 +13,7 @@ import numpy as np
 from pipeline.prompts import Pairs, render_item
 
 if TYPE_CHECKING:
-    from pipeline.methods.llmemb.scft import ScftConfig
+    from pipeline.methods.llmemb.config import ScftConfig
 
 
 def augment_views(pairs: Pairs, ratio: float, rng: np.random.Generator) -> tuple[Pairs, Pairs]:

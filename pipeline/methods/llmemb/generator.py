@@ -17,7 +17,7 @@ class Scft:
     no_text = "has no item text attributes: llmemb (SCFT augments attributes) cannot run on ids alone"
 
     def load_config(self, overrides, llm):
-        from pipeline.methods.llmemb.scft import ScftConfig
+        from pipeline.methods.llmemb.config import ScftConfig
 
         return validate(ScftConfig, overrides, "scft config")
 
@@ -37,7 +37,7 @@ class Rat:
     summary = "RAT: frozen SCFT table + adapter aligned to items/sasrec-id -> items/llmemb-rat"
 
     def load_config(self, overrides, llm):
-        from pipeline.methods.llmemb.rat import RatConfig
+        from pipeline.methods.llmemb.config import RatConfig
 
         return validate(RatConfig, overrides, "rat config")
 

@@ -16,23 +16,19 @@ directly when a caller passes one (`align(model, batch)`).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
 
 import numpy as np
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, VersionRef
 from models.item_emb import FrozenAdapterEmbedding
-from models.losses import SoftContrastiveLoss
-from models.srs import SequentialRecommender
-from models.srs.registry import check_backbone
+from models.losses import AlignmentLoss
 from pipeline import checkpoint
-from pipeline.config import TrainConfig, load_train_config
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
 from pipeline.evaluate import pick
 from pipeline.methods.llm_init.table import DEFAULT_PCA_DIM, item_embedding_from_store
+from pipeline.methods.llmemb.config import RatConfig
 from pipeline.split import Split
 from pipeline.store_io import read_catalogue
 from pipeline.train import build_model, train_srs
@@ -40,58 +36,6 @@ from pipeline.train import build_model, train_srs
 KIND = "items/llmemb-rat"
 SCFT_KIND = "items/llmemb-scft"
 TEACHER_KIND = "items/sasrec-id"
-
-
-class RatConfig(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    backbone: Annotated[str, AfterValidator(check_backbone)] = "sasrec"
-    srs_overrides: dict = {}  # dotted keys over configs/srs/<backbone>.yaml
-    pca_dim: int | None = None  # None: min(H, N, 256)
-    alpha: float = Field(0.01, ge=0)  # 0 = the "w/o alignment" ablation
-    tau: float = Field(2.0, gt=0)
-    align_items: int = Field(256, ge=2)  # ids aligned per step when no batch is given
-    align_seed: int = 0
-
-    def train_config(self) -> TrainConfig:
-        return load_train_config(self.backbone, self.srs_overrides)
-
-
-class AlignmentLoss:
-    """α · SoftContrastive_τ(teacher[ids], item_emb(ids)), a callable for train_srs.
-
-    The teacher table is a plain tensor outside the model: the optimiser never sees it and
-    it gets no gradient. The loss's τ is a fixed buffer (METHODS.md §4.4).
-    """
-
-    def __init__(self, teacher: torch.Tensor, popularity: np.ndarray, cfg: RatConfig) -> None:
-        self.teacher = teacher.detach().float()  # [N+1, D], row 0 unused
-        weights = torch.as_tensor(popularity, dtype=torch.float64).clone()  # [N+1]
-        weights[0] = 0.0
-        if weights.sum() <= 0:
-            weights[1:] = 1.0
-        self.weights = weights
-        self.alpha, self.n = cfg.alpha, cfg.align_items
-        self.loss = SoftContrastiveLoss(tau=cfg.tau, learnable_tau=False)
-        self.gen = torch.Generator().manual_seed(cfg.align_seed)
-
-    def sample(self) -> torch.Tensor:
-        return torch.multinomial(self.weights, self.n, replacement=True, generator=self.gen)  # [n]
-
-    def __call__(self, model: SequentialRecommender,
-                 batch: dict[str, torch.Tensor] | None = None) -> torch.Tensor:
-        if batch is not None:
-            target = batch["target"]
-            ids = target[target > 0].cpu()  # [M], duplicates kept
-            if len(ids) > self.n:
-                # The [M, M] soft targets grow quadratically (M ~ 5k on ML-100k batches):
-                # align a random subset of the batch's targets instead.
-                ids = ids[torch.randperm(len(ids), generator=self.gen)[: self.n]]
-        else:
-            ids = self.sample()
-        device = next(model.parameters()).device
-        adapted = model.item_emb(ids.to(device))  # [n, D], gradients reach the adapter
-        teacher = self.teacher[ids].to(device)  # [n, D], constant
-        return self.alpha * self.loss.compute_loss_from_embeddings(teacher, adapted)
 
 
 def run_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStore, run_dir: Path,
@@ -110,7 +54,8 @@ def run_rat(dataset: Dataset, split: Split, cfg: RatConfig, store: EmbeddingStor
     assert isinstance(item_emb, FrozenAdapterEmbedding)
     teacher_t = torch.from_numpy(np.concatenate([np.zeros((1, dim), np.float32), teacher]))
     # Popularity of *training* items only: validation and test targets never shape RAT.
-    align = AlignmentLoss(teacher_t, split.train_item_counts(), cfg) if cfg.alpha > 0 else None
+    align = AlignmentLoss(teacher_t, split.train_item_counts(), cfg.alpha, cfg.align_items,
+                          cfg.tau, cfg.align_seed) if cfg.alpha > 0 else None
     result = train_srs(split, train_cfg, run_dir, resume=resume, item_emb=item_emb, aux_loss=align)
     model = build_model(train_cfg, split.n_items, item_emb)
     model.load_state_dict(checkpoint.load(run_dir / "best.pt")["model"])

@@ -17,77 +17,27 @@ from __future__ import annotations
 import json
 import logging
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
-from pydantic import BaseModel, ConfigDict, Field
-from torch import nn
 
 from embeddings_store import EmbeddingStore, ManifestInput, Producer, VersionRef
-from models.llm.lora import LLAMA_TARGETS
-from models.losses import InfoNCELoss, SoftContrastiveLoss
+from models.losses import InfoNCELoss, ScftLoss, SoftContrastiveLoss
 from pipeline import checkpoint
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
 from pipeline.llm import LLMSpec, load_model, save_adapter
 from pipeline.methods.llmemb.augment import augment_views, recall_at_1, split_items, view_texts
+from pipeline.methods.llmemb.config import ScftConfig
 from pipeline.methods.semantic.encode import centre_normalise
-from pipeline.prompts import Pairs, PromptConfig, item_attribute_pairs, render_item
+from pipeline.prompts import Pairs, item_attribute_pairs, render_item
 
-__all__ = ["KIND", "ScftConfig", "augment_views", "recall_at_1", "run_scft", "split_items",
+__all__ = ["KIND", "augment_views", "recall_at_1", "run_scft", "split_items",
            "train_scft", "view_texts", "write_scft"]
 
 log = logging.getLogger(__name__)
 KIND = "items/llmemb-scft"
 TAU_FILE = "scft_loss.pt"  # the loss's learned τ, saved beside each trainer checkpoint
-
-
-class ScftConfig(BaseModel):
-    """One SCFT run. CPU defaults are small: the paper's 4000 steps × 64 items on LLaMA-7B
-    are out of reach, and max_steps is recorded in the manifest as the cap it is."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-    prompt: PromptConfig = PromptConfig()
-    drop_ratio: float = Field(0.4, ge=0, lt=1)  # ⌊ratio·n⌋ attributes dropped per view
-    max_steps: int = Field(60, ge=1)
-    batch_size: int = Field(16, ge=2)  # items per step; the forward pass sees 2× this
-    lr: float = Field(2e-4, gt=0)
-    max_length: int = Field(64, ge=8)  # tokens per view
-    lora_r: int = Field(8, ge=1)
-    lora_alpha: float = 32
-    lora_dropout: float = Field(0.1, ge=0, lt=1)
-    lora_targets: tuple[str, ...] = tuple(LLAMA_TARGETS)
-    loss: str = Field("soft", pattern="^(soft|infonce)$")
-    tau: float = Field(3.0, gt=0)
-    learnable_tau: bool = True
-    normalize: bool = False  # the paper's un-normalised dot products
-    bf16: bool = True  # autocast where the device supports it (CPUs with AVX512-BF16/AMX)
-    seed: int = 0
-    heldout_fraction: float = Field(0.1, ge=0, lt=1)  # items never trained on
-    heldout_eval_max: int = Field(256, ge=2)  # held-out items used for recall@1
-    save_steps: int = Field(20, ge=1)
-    encode_batch_size: int = Field(32, ge=1)
-
-
-class ScftLoss(nn.Module):
-    """sentence-transformers-style wrapper: embeds both columns (one merged forward of 2B
-    texts, as the paper's collator does) and applies a `SoftContrastiveLoss`. The trainer
-    optimises this module's parameters too, so a learnable τ trains."""
-
-    def __init__(self, model: nn.Module, loss: SoftContrastiveLoss) -> None:
-        super().__init__()
-        self.model = model
-        self.loss = loss
-
-    def forward(self, sentence_features: list[dict[str, Any]], labels: torch.Tensor | None) -> torch.Tensor:
-        from sentence_transformers.base.losses.merged_forward import embed_columns
-
-        x, y = embed_columns(self.model, sentence_features, separate_first=False)  # [B, H] each
-        return self.loss.compute_loss_from_embeddings(x, y)
-
-    def get_config_dict(self) -> dict[str, Any]:
-        return self.loss.get_config_dict()
 
 
 def build_st_model(folder: Path, cfg: ScftConfig, dtype: torch.dtype, device: torch.device):

@@ -21,13 +21,9 @@ import logging
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from embeddings_store import EmbeddingStore
 from embeddings_store.atomic import atomic_path, atomic_write_text
-from models.srs import SequentialRecommender
-from pipeline.batches import pad_left
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
 from pipeline.store_io import check_fingerprint
@@ -84,59 +80,3 @@ def neighbours_for_run(store: EmbeddingStore, ref: str, dataset: Dataset, k: int
     return table
 
 
-class RASDLoss:
-    """`aux_loss(model, batch)` for train_srs: weight · MSE(u, stop_grad(mean of neighbours' u)).
-
-    train: Split.train (row u-1 ↔ user u); neighbours [U, ≥n] user ids (row u-1 ↔ user u).
-    A user's input is its training sequence minus the last item (what the next-item batch
-    feeds the model, and the paper's neighbour input); a one-item history is used whole.
-    """
-
-    def __init__(self, train: list[np.ndarray], neighbours: np.ndarray, n: int, weight: float,
-                 max_len: int, chunk: int = 128) -> None:
-        if neighbours.shape[0] != len(train):
-            raise ValueError(f"neighbour table has {neighbours.shape[0]} rows for {len(train)} users")
-        if n > neighbours.shape[1]:
-            raise ValueError(f"{n} neighbours asked for, {neighbours.shape[1]} retrieved")
-        if neighbours.min() < 1 or neighbours.max() > len(train):
-            raise ValueError("neighbour ids must be user ids 1..U")
-        self.inputs = [s[:-1] if len(s) >= 2 else s for s in train]
-        self.neighbours = torch.as_tensor(neighbours[:, :n], dtype=torch.int64)  # [U, n]
-        self.n, self.weight, self.max_len, self.chunk = n, weight, max_len, chunk
-
-    def sequences(self, users: torch.Tensor) -> torch.Tensor:
-        """users [M] 1-based ids -> their inputs [M, T] left-padded (T ≤ max_len)."""
-        seqs = [self.inputs[u - 1] for u in users.tolist()]
-        length = max(1, min(self.max_len, max(len(s) for s in seqs)))
-        return pad_left(seqs, length)
-
-    def targets(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
-        """users [B] -> [B, D] mean fused representation of each user's n neighbours, detached.
-
-        The B·n forward passes dominate LLM-ESR's cost, so a neighbour shared by several
-        users of the batch is encoded once (the paper encodes every occurrence, each with
-        its own dropout draw), and the passes run in length-sorted chunks, each padded only
-        to its own longest sequence.
-        """
-        device = next(model.parameters()).device
-        nb = self.neighbours[users.cpu() - 1]  # [B, n]
-        uniq, inverse = torch.unique(nb.flatten(), return_inverse=True)  # [M], [B·n]
-        lengths = torch.tensor([len(self.inputs[u - 1]) for u in uniq.tolist()])
-        order = torch.argsort(lengths, descending=True)
-        with torch.no_grad():
-            parts = [model(self.sequences(uniq[c]).to(device)).float()
-                     for c in order.split(self.chunk)]  # each [≤chunk, D]
-        reps = torch.empty(len(uniq), parts[0].shape[1], device=device)
-        reps[order.to(device)] = torch.cat(parts)  # [M, D] back in uniq order
-        return reps[inverse.to(device)].view(len(users), self.n, -1).mean(1)
-
-    def __call__(self, model: SequentialRecommender, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        users = batch["user"]  # [B]
-        # The recommendation loss's own pass when the model kept it (LLM-ESR, next-item
-        # batches: input = history but the last item); otherwise one more forward.
-        take = getattr(model, "take_user", None)
-        student = take() if take is not None else None  # [B, D], with gradient
-        if student is None or len(student) != len(users):
-            device = next(model.parameters()).device
-            student = model(self.sequences(users).to(device))
-        return self.weight * F.mse_loss(student.float(), self.targets(model, users))

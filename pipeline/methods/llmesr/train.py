@@ -18,12 +18,13 @@ import torch
 
 from embeddings_store import EmbeddingStore
 from models.item_emb import FrozenAdapterEmbedding, IdEmbedding, ItemEmbedding
+from models.losses import RASDLoss
 from models.srs.llmesr import LLMESR
 from pipeline.config import TrainConfig
 from pipeline.data.dataset import Dataset
 from pipeline.errors import InputError
 from pipeline.methods.llm_init.table import item_embedding_from_store, read_item_vectors
-from pipeline.methods.llmesr.distill import RASDLoss, neighbours_for_run
+from pipeline.methods.llmesr.distill import neighbours_for_run
 from pipeline.split import Split
 from pipeline.train import RunResult, train_srs
 

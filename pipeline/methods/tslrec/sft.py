@@ -20,7 +20,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from models.llm.pooling import pool
-from models.tslrec import CategoryKLLoss
+from models.losses import CategoryKLLoss
 from pipeline import checkpoint
 
 log = logging.getLogger(__name__)
