@@ -21,9 +21,8 @@ from embeddings_store import layout
 from embeddings_store.errors import StoreError
 from embeddings_store.index import load_index
 from embeddings_store.manifest import load_manifest
-from embeddings_store.reader import read_ids
+from embeddings_store.reader import read_ids, sha256_file
 from embeddings_store.refs import VersionRef, resolve_selector
-from embeddings_store.writer import sha256_file
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,6 @@ Order of a write (a SIGKILL at any step leaves the previous version CURRENT and 
 from __future__ import annotations
 
 import contextlib
-import hashlib
 import os
 import shutil
 import subprocess
@@ -37,15 +36,10 @@ from embeddings_store.manifest import (
     manifest_json,
 )
 from embeddings_store.parts import PartWriter, WriteOptions
-from embeddings_store.reader import iter_files, open_part
+from embeddings_store.reader import iter_files, open_part, sha256_file
 from embeddings_store.validate import NanPolicy, check_chunk, check_coverage, check_unique
 
 DROPPED_SAMPLE = 20
-
-
-def sha256_file(path: Path) -> str:
-    with open(path, "rb") as f:
-        return hashlib.file_digest(f, "sha256").hexdigest()
 
 
 def code_version() -> str:

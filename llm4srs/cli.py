@@ -16,15 +16,19 @@ import typer
 
 from llm4srs import env, stack
 from llm4srs.options import (
+    ConfigOpt,
     DataDirOpt,
     DatasetOpt,
     ResumeOpt,
     RowsJsonOpt,
     RunsDirOpt,
     SeedsOpt,
+    SetOpt,
     StoreOpt,
     csv_list,
+    parse_seeds,
     parse_sets,
+    print_rows,
     usage_error,
 )
 
@@ -71,8 +75,8 @@ def train(
     dataset: DatasetOpt = "movielens-100k",
     backbone: Annotated[str, typer.Option(help="comma list of backbones (sasrec, gru4rec, bert4rec, pop, or one registered in models/srs/registry.py)")] = "sasrec",
     seeds: SeedsOpt = "0",
-    config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/srs/<backbone>.yaml")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set lr=0.002 --set model.dropout=0.3")] = [],  # noqa: B006
+    config: ConfigOpt = None,
+    set_: SetOpt = [],  # noqa: B006
     embeddings: Annotated[str | None, typer.Option(help="item kind from the store, e.g. items/llmemb-rat (default: ID-only)")] = None,
     embedding_mode: Annotated[str, typer.Option(help="init (PCA to dim, then trained) | frozen_adapter")] = "init",
     method: Annotated[str, typer.Option(help="srs (a backbone, ID-only or on --embeddings) | llmesr (LLM-ESR: dual view on --embeddings, self-distillation over --user-embeddings neighbours; switches as --set llmesr.<field>=…)")] = "srs",
@@ -85,21 +89,16 @@ def train(
 ) -> None:
     """Train and evaluate backbones on a dataset (Prefect flow `srs`); print the results."""
     stack.check()  # a known-broken torch/transformers/peft combination: before any work
-    import polars as pl
 
     from pipeline.config import backbone_names, load_train_config
     from pipeline.data.config import resolve_dataset
     from pipeline.methods.registry import METHODS, get_method
-    from pipeline.results import markdown
 
     backbones = csv_list(backbone)
     unknown = [b for b in backbones if b not in backbone_names()]
     if unknown or not backbones:
         raise usage_error(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(backbone_names())}")
-    try:
-        seed_list = [int(s) for s in csv_list(seeds)]
-    except ValueError:
-        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
+    seed_list = parse_seeds(seeds)
     overrides = parse_sets(set_)
     if embedding_mode not in ("init", "frozen_adapter"):
         raise usage_error(f"--embedding-mode must be init or frozen_adapter, not {embedding_mode!r}")
@@ -135,12 +134,7 @@ def train(
                    data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume,
                    embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store),
                    method=method, user_embedding=user_embeddings)
-    rows = pl.read_parquet(out).to_dicts()
-    if as_json:
-        typer.echo(json.dumps(rows))
-    else:
-        typer.echo(markdown(rows, f"{rows[0]['dataset']}: test results"))
-        typer.echo(f"\nrows: {out}")
+    print_rows(out, as_json, "test results")
 
 
 @app.command()
@@ -245,8 +239,8 @@ def e4srec(
     dataset: DatasetOpt = "movielens-100k",
     model: Annotated[str, typer.Option(help="LLM: smollm2 | HF id | folder | .gguf file")] = "smollm2",
     seeds: SeedsOpt = "0",
-    config: Annotated[Path | None, typer.Option(help="YAML preset replacing configs/e4srec.yaml")] = None,
-    set_: Annotated[list[str], typer.Option("--set", help="override, e.g. --set max_minutes=10 --set model.lora_r=8")] = [],  # noqa: B006
+    config: ConfigOpt = None,
+    set_: SetOpt = [],  # noqa: B006
     store: StoreOpt = Path("store"),
     resume: ResumeOpt = False,
     data_dir: DataDirOpt = Path("data"),
@@ -255,19 +249,14 @@ def e4srec(
 ) -> None:
     """E4SRec: the LLM over projected items/sasrec-id embeddings scores every item (flow `e4srec`)."""
     stack.check()
-    import polars as pl
 
     from embeddings_store import EmbeddingStore
     from pipeline.data.config import resolve_dataset
     from pipeline.llm import LLMSpec, check_source
     from pipeline.methods.e4srec import load_e4srec_config
     from pipeline.methods.e4srec.run import resolve_id_table
-    from pipeline.results import markdown
 
-    try:
-        seed_list = [int(s) for s in csv_list(seeds)]
-    except ValueError:
-        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
+    seed_list = parse_seeds(seeds)
     overrides = parse_sets(set_)
     load_e4srec_config(overrides, config)  # fail fast, before Prefect starts
     if config is not None:
@@ -282,12 +271,7 @@ def e4srec(
     out = e4srec_flow(dataset=dataset, llm=spec.model_dump(mode="json"), seeds=seed_list,
                       overrides=overrides, data_dir=str(data_dir), runs_dir=str(runs_dir),
                       store_root=str(store), resume=resume)
-    rows = pl.read_parquet(out).to_dicts()
-    if as_json:
-        typer.echo(json.dumps(rows))
-    else:
-        typer.echo(markdown(rows, f"{rows[0]['dataset']}: E4SRec test results"))
-        typer.echo(f"\nrows: {out}")
+    print_rows(out, as_json, "E4SRec test results")
 
 
 @app.command()
@@ -343,6 +327,21 @@ def quiet_run_logs(types: tuple[type[BaseException], ...]) -> None:
             logger.addFilter(_DropUserErrors(types))
 
 
+def _import_plugins() -> None:
+    """LLM4SRS_PLUGINS=pkg.mod,other.mod: modules that register backbones, generators or
+    sources (ARCHITECTURE.md) before the command runs."""
+    import importlib
+    import os
+
+    for name in filter(None, (m.strip() for m in os.environ.get("LLM4SRS_PLUGINS", "").split(","))):
+        try:
+            importlib.import_module(name)
+        except ImportError as err:
+            from pipeline.errors import InputError
+
+            raise InputError(f"LLM4SRS_PLUGINS: cannot import {name!r} ({err})") from None
+
+
 def main() -> None:
     """Console entry point: one-line errors, exit 2, for every user-input problem; a bug ends
     with its traceback, then one line naming the failed task and the kept log (exit 1)."""
@@ -357,6 +356,7 @@ def main() -> None:
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
     with CommandLog(command) as log:
         try:
+            _import_plugins()
             # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
             rc = app(standalone_mode=False)
             sys.exit(rc if isinstance(rc, int) else 0)

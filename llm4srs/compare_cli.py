@@ -13,7 +13,15 @@ from typing import Annotated
 
 import typer
 
-from llm4srs.options import DataDirOpt, RunsDirOpt, StoreOpt, csv_list, parse_sets, usage_error
+from llm4srs.options import (
+    DataDirOpt,
+    RunsDirOpt,
+    StoreOpt,
+    csv_list,
+    parse_seeds,
+    parse_sets,
+    usage_error,
+)
 
 
 def compare(
@@ -51,12 +59,7 @@ def compare(
     if unknown or not chosen_backbones:
         raise usage_error(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from "
                      f"{', '.join(BACKBONES)}")
-    try:
-        seed_list = [int(s) for s in csv_list(seeds)]
-    except ValueError:
-        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
-    if not seed_list:
-        raise usage_error("--seeds: at least one seed")
+    seed_list = parse_seeds(seeds)
     overrides = parse_sets(set_)
     preset = load_preset()
     name = resolve_dataset(dataset).dataset_name  # fail fast on a bad spec

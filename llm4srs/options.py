@@ -16,6 +16,10 @@ RunsDirOpt = Annotated[Path, typer.Option(help="checkpoints and result tables")]
 SeedsOpt = Annotated[str, typer.Option(help="comma list of training seeds")]
 ResumeOpt = Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")]
 RowsJsonOpt = Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")]
+ConfigOpt = Annotated[Path | None, typer.Option(
+    help="YAML preset replacing the command's default (configs/srs/<backbone>.yaml, configs/e4srec.yaml)")]
+SetOpt = Annotated[list[str], typer.Option(
+    "--set", help="override a setting, dotted keys reach into sections: --set lr=0.002 --set model.dropout=0.3")]
 
 
 def csv_list(value: str) -> list[str]:
@@ -44,3 +48,36 @@ def parse_sets(sets: list[str]) -> dict:
         except json.JSONDecodeError:
             out[key] = raw
     return out
+
+
+def parse_seeds(seeds: str) -> list[int]:
+    """`--seeds 0,1,2` -> [0, 1, 2]: integers in 0..2**32-1, at least one, no repeats."""
+    try:
+        values = [int(s) for s in csv_list(seeds)]
+    except ValueError:
+        raise usage_error(f"--seeds must be integers, got {seeds!r}") from None
+    if not values:
+        raise usage_error("--seeds: at least one seed")
+    bad = [s for s in values if not 0 <= s < 2**32]
+    if bad:
+        raise usage_error(f"--seeds: {bad[0]} is outside 0..{2**32 - 1} (numpy and torch seeds)")
+    if len(set(values)) != len(values):
+        raise usage_error(f"--seeds: {seeds!r} repeats a seed")
+    return values
+
+
+def print_rows(path: str, as_json: bool, title: str) -> None:
+    """A results Parquet as one JSON list (`--json`) or a markdown table plus its path."""
+    import json
+
+    import polars as pl
+    import typer
+
+    from pipeline.results import markdown
+
+    rows = pl.read_parquet(path).to_dicts()
+    if as_json:
+        typer.echo(json.dumps(rows))
+    else:
+        typer.echo(markdown(rows, f"{rows[0]['dataset']}: {title}"))
+        typer.echo(f"\nrows: {path}")

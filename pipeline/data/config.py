@@ -4,19 +4,47 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import InputError
 from pipeline.presets import CONFIG_DIR, read_mapping
 
-SourceName = Literal[
-    "movielens-100k", "movielens-1m", "amazon", "yelp", "lcrec", "table", "synthetic"
-]
-# Sources that read files the user brings (a path is required).
-FILE_SOURCES = {"movielens-1m", "amazon", "yelp", "lcrec", "table"}
+
+@dataclass(frozen=True)
+class Source:
+    """A dataset source: the module whose `load(cfg, cache_dir) -> RawData` reads it, and
+    whether it reads files the user brings (then `path` is required)."""
+
+    module: str  # e.g. "pipeline.data.sources.amazon"
+    needs_path: bool
+
+
+# SOURCES: the one list of dataset sources; `register_source` adds one (ARCHITECTURE.md).
+SOURCES: dict[str, Source] = {}
+
+
+def register_source(name: str, module: str, needs_path: bool) -> Source:
+    SOURCES[name] = Source(module, needs_path)
+    return SOURCES[name]
+
+
+for _name, _module, _needs_path in (
+    ("movielens-100k", "movielens100k", False), ("movielens-1m", "movielens1m", True),
+    ("amazon", "amazon", True), ("yelp", "yelp", True), ("lcrec", "lcrec", True),
+    ("table", "table", True), ("synthetic", "synthetic", False),
+):
+    register_source(_name, f"pipeline.data.sources.{_module}", _needs_path)
+
+
+def _check_source(name: str) -> str:
+    if name not in SOURCES:
+        raise ValueError(f"unknown source {name!r}; choose from {', '.join(SOURCES)}")
+    return name
+
 PRESET_DIR = CONFIG_DIR / "datasets"
 
 
@@ -37,7 +65,7 @@ class DataConfig(BaseModel):
     """Where a dataset comes from and how it is filtered into the prepared contract."""
 
     model_config = ConfigDict(frozen=True, extra="forbid")
-    source: SourceName = "movielens-100k"
+    source: Annotated[str, AfterValidator(_check_source)] = "movielens-100k"
     path: Path | None = None
     name: str | None = None  # defaults to the source name or the file stem
     rating_threshold: float | None = None  # keep ratings >= this (implicit feedback)
@@ -58,7 +86,7 @@ class DataConfig(BaseModel):
 
     @model_validator(mode="after")
     def _path_when_needed(self) -> DataConfig:
-        if self.source in FILE_SOURCES and self.path is None:
+        if SOURCES[self.source].needs_path and self.path is None:
             raise ValueError(f"source {self.source!r} needs a path (use '{self.source}:PATH')")
         return self
 

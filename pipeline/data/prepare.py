@@ -9,14 +9,12 @@ import errno
 import hashlib
 import json
 import logging
-import os
-import shutil
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 
 import polars as pl
 
+from embeddings_store.atomic import atomic_dir
 from pipeline.data.config import DataConfig
 from pipeline.data.dataset import Dataset, fingerprint
 from pipeline.data.raw import RawData
@@ -154,35 +152,20 @@ def _id_map(raw_ids: pl.Series, name: str) -> pl.DataFrame:
 def _write_atomically(
     out: Path, interactions: pl.DataFrame, items: pl.DataFrame, users: pl.DataFrame, meta: dict
 ) -> None:
-    """Write into a sibling temp folder, then rename: a crash never leaves half a dataset."""
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}-", dir=out.parent))
+    """Write into a sibling temp folder, then rename: a crash never leaves half a dataset.
+
+    A forced re-prepare replaces the old folder (moved aside first, never deleted first).
+    When another process prepared the same config meanwhile (same hash, same content), its
+    folder is kept and ours dropped.
+    """
+    replace = out.exists()
     try:
-        interactions.write_parquet(tmp / "interactions.parquet")
-        items.write_parquet(tmp / "items.parquet")
-        users.write_parquet(tmp / "users.parquet")
-        (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
-        old = None
-        if out.exists():  # a forced re-prepare: move the old folder aside, never delete first
-            old = out.with_name(f".{out.name}-old-{os.getpid()}")
-            os.replace(out, old)
-        try:
-            os.replace(tmp, out)
-        except OSError as err:
-            if old is None and err.errno in (errno.ENOTEMPTY, errno.EEXIST) and (out / "meta.json").is_file():
-                # Another process prepared the same config meanwhile (same hash, same content):
-                # keep its folder, drop ours.
-                shutil.rmtree(tmp, ignore_errors=True)
-                return
-            if old is not None:
-                os.replace(old, out)
+        with atomic_dir(out, replace=replace) as tmp:
+            interactions.write_parquet(tmp / "interactions.parquet")
+            items.write_parquet(tmp / "items.parquet")
+            users.write_parquet(tmp / "users.parquet")
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+    except OSError as err:
+        concurrent = err.errno in (errno.ENOTEMPTY, errno.EEXIST)
+        if replace or not concurrent or not (out / "meta.json").is_file():
             raise
-        except BaseException:
-            if old is not None:
-                os.replace(old, out)
-            raise
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise

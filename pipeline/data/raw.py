@@ -34,6 +34,13 @@ class RawData:
     items: pl.DataFrame
     counts: dict[str, int] = field(default_factory=dict)
 
+    @classmethod
+    def of(cls, cfg, interactions: pl.DataFrame, items: pl.DataFrame,
+           counts: dict[str, int]) -> RawData:
+        """A loader's result for `cfg` (a DataConfig: its dataset name and source)."""
+        return cls(name=cfg.dataset_name, source=cfg.source, interactions=interactions,
+                   items=items, counts=counts)
+
     def __post_init__(self) -> None:
         missing = [c for c in INTERACTION_SCHEMA if c not in self.interactions.columns]
         if missing:

@@ -63,6 +63,13 @@ class Generator(Protocol):
 GENERATORS: dict[str, Generator] = {}
 
 
+def lookup(table: dict[str, Any], name: str, what: str) -> Any:
+    """table[name], or one InputError line naming the choices."""
+    if name not in table:
+        raise InputError(f"unknown {what} {name!r}; choose from {', '.join(table)}")
+    return table[name]
+
+
 def register_generator(gen: Generator) -> Generator:
     """Add (or replace) a generator under `gen.name`; returns it (usable as a decorator)."""
     GENERATORS[gen.name] = gen
@@ -70,9 +77,7 @@ def register_generator(gen: Generator) -> Generator:
 
 
 def get_generator(name: str) -> Generator:
-    if name not in GENERATORS:
-        raise InputError(f"unknown generator {name!r}; choose from all, {', '.join(GENERATORS)}")
-    return GENERATORS[name]
+    return lookup(GENERATORS, name, "generator")
 
 
 def in_needs_order(names: Iterable[str]) -> list[str]:
@@ -119,9 +124,7 @@ def register_method(method: Method) -> Method:
 
 
 def get_method(name: str) -> Method:
-    if name not in METHODS:
-        raise InputError(f"--method must be one of {', '.join(METHODS)}, not {name!r}")
-    return METHODS[name]
+    return lookup(METHODS, name, "--method")
 
 
 register_method(Method("srs", needs_items=False, uses_users=False,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Iterator
 from pathlib import Path
@@ -161,7 +162,8 @@ def test_truncated_parquet_with_matching_manifest_size_is_still_an_error(
     path = ref.path / "manifest.json"
     raw = json.loads(path.read_text())
     raw["files"]["vectors.parquet"]["size"] = part.stat().st_size
-    path.write_text(json.dumps(raw))
+    raw["files"]["vectors.parquet"]["sha256"] = hashlib.sha256(part.read_bytes()).hexdigest()
+    path.write_text(json.dumps(raw))  # size and checksum agree: Parquet itself must refuse
     with pytest.raises(StoreError, match="unreadable or truncated Parquet"):
         store.read(ref)
 

@@ -149,3 +149,17 @@ def test_reindex_makes_a_new_version_with_lineage(
     assert np.array_equal(
         store.open_index(new).search(store.read(ref)[1][:2], 1)[0][:, 0], store.read_ids(ref)[:2]
     )
+
+
+def test_reads_refuse_a_flipped_bit(store: EmbeddingStore, minput: ManifestInput) -> None:
+    """One bit flipped inside vectors.parquet (same size): `verify` saw it before; now every
+    read does too (ids, vectors, streamed chunks), instead of serving altered values."""
+    (ref,) = _versions(store, minput, 1)
+    ids, vectors = store.read(ref)  # a good read first: its check is cached per (size, mtime)
+    part = ref.path / "vectors.parquet"
+    data = bytearray(part.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    part.write_bytes(bytes(data))
+    for read in (store.read, store.read_ids, lambda r: list(store.iter_chunks(r))):
+        with pytest.raises(StoreError, match=r"vectors.parquet: sha256 .* differs from the manifest"):
+            read(ref)

@@ -208,6 +208,15 @@ def to_int(value: Any) -> int | None:
     return None
 
 
+def rating_or_skip(value: Any) -> tuple[float | None, bool]:
+    """(rating, ok) of a record's rating field: a float, a numeric string or missing (None)
+    are ok; anything else is a row to skip and count."""
+    if value is None or type(value) is float:
+        return value, True
+    rating = to_float(value)
+    return rating, rating is not None
+
+
 def to_float(value: Any) -> float | None:
     """A float from a number or numeric string, else None."""
     if isinstance(value, bool):

@@ -29,8 +29,8 @@ from pipeline.data.sources._io import (
     clean_text,
     iter_records,
     parse_json_or_literal,
+    rating_or_skip,
     require_file,
-    to_float,
     to_int,
 )
 from pipeline.errors import InputError
@@ -60,13 +60,7 @@ def load(cfg: DataConfig, cache_dir: Path) -> RawData:
     counts: dict[str, int] = {}
     interactions = read_reviews(reviews, counts)
     items = read_meta(meta, counts)
-    return RawData(
-        name=cfg.dataset_name,
-        source=cfg.source,
-        interactions=interactions,
-        items=items,
-        counts=counts,
-    )
+    return RawData.of(cfg, interactions, items, counts)
 
 
 def find_reviews(path: Path, category: str | None) -> tuple[Path, str]:
@@ -119,11 +113,10 @@ def read_reviews(path: Path, counts: dict[str, int]) -> pl.DataFrame:
             if user is None or item is None or ts is None:
                 incomplete += 1
                 continue
-        if type(rating) is not float and rating is not None:
-            rating = to_float(rating)
-            if rating is None:
-                bad_rating += 1
-                continue
+        rating, ok = rating_or_skip(rating)
+        if not ok:
+            bad_rating += 1
+            continue
         buf.append(user, item, ts, rating)
     add_count(counts, "reviews without reviewerID, asin or unixReviewTime", incomplete)
     add_count(counts, "reviews with a non-numeric overall rating", bad_rating)

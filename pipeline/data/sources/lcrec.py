@@ -41,13 +41,7 @@ def load(cfg: DataConfig, cache_dir: Path) -> RawData:
     counts: dict[str, int] = {}
     interactions = read_inter(inter, counts)
     items = read_items(item, counts)
-    return RawData(
-        name=cfg.dataset_name,
-        source=cfg.source,
-        interactions=interactions,
-        items=items,
-        counts=counts,
-    )
+    return RawData.of(cfg, interactions, items, counts)
 
 
 def find_inter(path: Path, name: str | None) -> Path:

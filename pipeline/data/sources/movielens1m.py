@@ -26,13 +26,7 @@ def load(cfg: DataConfig, cache_dir: Path) -> RawData:
     counts: dict[str, int] = {}
     interactions = read_ratings(require_file(folder / "ratings.dat", SOURCE), counts)
     items = read_movies(require_file(folder / "movies.dat", SOURCE), counts)
-    return RawData(
-        name=cfg.dataset_name,
-        source=cfg.source,
-        interactions=interactions,
-        items=items,
-        counts=counts,
-    )
+    return RawData.of(cfg, interactions, items, counts)
 
 
 def _fields(path: Path, n: int, counts: dict[str, int], role: str) -> pl.DataFrame:

@@ -27,13 +27,7 @@ def load(cfg: DataConfig, cache_dir: Path) -> RawData:
     counts: dict[str, int] = {}
     interactions = read_interactions(require_file(cfg.path, SOURCE), cols, counts)
     items = read_items(cfg.path, cols)
-    return RawData(
-        name=cfg.dataset_name,
-        source=cfg.source,
-        interactions=interactions,
-        items=items,
-        counts=counts,
-    )
+    return RawData.of(cfg, interactions, items, counts)
 
 
 def scan(path: Path) -> pl.LazyFrame:

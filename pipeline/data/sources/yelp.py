@@ -19,8 +19,8 @@ from pipeline.data.sources._io import (
     as_id,
     clean_text,
     iter_records,
+    rating_or_skip,
     require_file,
-    to_float,
 )
 from pipeline.errors import InputError
 
@@ -37,13 +37,7 @@ def load(cfg: DataConfig, cache_dir: Path) -> RawData:
     counts: dict[str, int] = {}
     interactions = read_reviews(require_file(folder / REVIEWS, SOURCE), counts)
     items = read_businesses(require_file(folder / BUSINESSES, SOURCE), counts)
-    return RawData(
-        name=cfg.dataset_name,
-        source=cfg.source,
-        interactions=interactions,
-        items=items,
-        counts=counts,
-    )
+    return RawData.of(cfg, interactions, items, counts)
 
 
 def read_reviews(path: Path, counts: dict[str, int]) -> pl.DataFrame:
@@ -59,12 +53,10 @@ def read_reviews(path: Path, counts: dict[str, int]) -> pl.DataFrame:
         if user is None or item is None or not isinstance(date, str):
             incomplete += 1
             continue
-        stars = rec.get("stars")
-        if type(stars) is not float and stars is not None:
-            stars = to_float(stars)
-            if stars is None:
-                bad_rating += 1
-                continue
+        stars, ok = rating_or_skip(rec.get("stars"))
+        if not ok:
+            bad_rating += 1
+            continue
         buf.append(user, item, date, stars)
     add_count(counts, "reviews without user_id, business_id or date", incomplete)
     add_count(counts, "reviews with non-numeric stars", bad_rating)
