@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Annotated
 
 import numpy as np
 import torch
@@ -32,8 +33,8 @@ GROUPS = ("overall", "head_item", "tail_item", "head_user", "tail_user")
 
 class EvalConfig(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
-    ks: tuple[int, ...] = (5, 10, 20)
-    mrr_k: int = 10
+    ks: tuple[Annotated[int, Field(ge=1)], ...] = Field((5, 10, 20), min_length=1)
+    mrr_k: int = Field(10, ge=1)
     mask_history: bool = True
     batch_size: int = Field(256, ge=1)
     head_item_frac: float = Field(0.2, gt=0, lt=1)

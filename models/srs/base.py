@@ -13,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Literal
 
 import torch
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 from torch import nn
 
 from models.item_emb import ItemEmbedding
@@ -30,7 +30,9 @@ class SRSConfig(BaseModel):
     dropout: float = Field(0.2, ge=0, lt=1)
     # Dropout on attention weights; costly on CPU (a [B, H, T, T] mask per layer).
     attn_dropout: float = Field(0.0, ge=0, lt=1)
-    max_len: int = Field(200, ge=2)
+    # Positions a sequence keeps (its most recent items). Capped: attention is [B, H, T, T],
+    # so 8192 positions already need 256 MiB per sequence and head in fp32.
+    max_len: int = Field(200, ge=2, le=8192)
     # SASRec: causal attention (True, the original model). The LLM-ESR/LLMEmb code runs it
     # non-causally (METHODS.md §1.3); False reproduces that.
     causal: bool = True
@@ -42,6 +44,13 @@ class SRSConfig(BaseModel):
     # position's softmax, as the masked full-ranking evaluation does. For datasets without
     # repeat consumption; the target itself always stays in.
     mask_seen: bool = False
+
+    @model_validator(mode="after")
+    def _heads_divide_dim(self) -> SRSConfig:
+        if self.dim % self.heads:
+            raise ValueError(f"model.heads={self.heads} does not divide model.dim={self.dim} "
+                             "(each attention head gets dim/heads channels)")
+        return self
 
 
 class SequentialRecommender(nn.Module):

@@ -260,6 +260,19 @@ def _list_yaml_config(w: World) -> list[str]:
     return _train_config(w, "- lr: 0.001\n")
 
 
+def _train_set(*sets: str):
+    def args(w: World) -> list[str]:
+        extra = [a for s in sets for a in ("--set", s)]
+        return ["train", *w.common(), *extra, "--runs-dir", str(w.root / "runs")]
+    return args
+
+
+def _train_seeds(seeds: str):
+    def args(w: World) -> list[str]:
+        return ["train", *w.common(), "--seeds", seeds, "--runs-dir", str(w.root / "runs")]
+    return args
+
+
 def _llmemb_without_text(w: World) -> list[str]:
     return _embed(w, "llmemb", "minilm")
 
@@ -294,6 +307,14 @@ ROWS: list[tuple[str, Callable[[World], list[str]], list[str]]] = [
     ("gguf-unsupported-architecture", _unsupported_gguf, ["odd.gguf", "'notamodel'", "llama"]),
     ("config-broken-yaml", _broken_yaml_config, ["preset.yaml", "not valid YAML"]),
     ("config-not-a-mapping", _list_yaml_config, ["preset.yaml", "must be a mapping", "list"]),
+    ("heads-do-not-divide-dim", _train_set("model.heads=3", "model.dim=8"),
+     ["model.heads=3", "model.dim=8"]),
+    ("eval-k-zero", _train_set("eval.ks=[0]"), ["eval.ks.0", "greater than or equal to 1"]),
+    ("max-len-huge", _train_set("model.max_len=100000"), ["model.max_len", "8192"]),
+    ("seeds-empty", _train_seeds(""), ["--seeds", "at least one"]),
+    ("seeds-negative", _train_seeds("-1"), ["--seeds", "-1", "outside"]),
+    ("seeds-too-large", _train_seeds(str(2**32)), ["--seeds", str(2**32), "outside"]),
+    ("seeds-repeated", _train_seeds("1,1"), ["--seeds", "repeats"]),
     ("llmemb-without-text", _llmemb_without_text, ["events", "no item text", "llmemb"]),
     ("semantic-without-text", _semantic_without_text, ["events", "--ids-as-text"]),
 ]

@@ -155,7 +155,7 @@ def test_reads_refuse_a_flipped_bit(store: EmbeddingStore, minput: ManifestInput
     """One bit flipped inside vectors.parquet (same size): `verify` saw it before; now every
     read does too (ids, vectors, streamed chunks), instead of serving altered values."""
     (ref,) = _versions(store, minput, 1)
-    ids, vectors = store.read(ref)  # a good read first: its check is cached per (size, mtime)
+    store.read(ref)  # a good read first: its check is cached per (size, mtime)
     part = ref.path / "vectors.parquet"
     data = bytearray(part.read_bytes())
     data[len(data) // 2] ^= 0x01
