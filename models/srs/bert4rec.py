@@ -8,21 +8,14 @@ from __future__ import annotations
 
 import torch
 
-from models.item_emb import ItemEmbedding
-from models.srs.base import SequentialRecommender, SRSConfig, positions_from_end
-from models.srs.transformer import Encoder
+from models.srs.transformer import TransformerRecommender
 
 
-class BERT4Rec(SequentialRecommender):
+class BERT4Rec(TransformerRecommender):
     objective = "cloze"
 
-    def __init__(self, cfg: SRSConfig, item_emb: ItemEmbedding) -> None:
-        super().__init__(cfg, item_emb)
-        self.encoder = Encoder(cfg.dim, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len,
-                               cfg.attn_dropout)
-
-    def encode_vectors(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:  # -> [B, T, D]
-        return self.encoder(x, positions_from_end(seq), causal=False)
+    def causal(self) -> bool:
+        return False  # bidirectional, whatever the config says
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:  # [B, T] -> [B, D]
         mask = torch.full_like(seq[:, :1], self.item_emb.mask_id)

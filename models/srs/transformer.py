@@ -6,6 +6,9 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from models.item_emb import ItemEmbedding
+from models.srs.base import SequentialRecommender, SRSConfig, positions_from_end
+
 
 class Block(nn.Module):
     def __init__(self, dim: int, heads: int, dropout: float, attn_dropout: float) -> None:
@@ -64,3 +67,22 @@ class Encoder(nn.Module):
         for block in self.blocks:
             h = block(h, mask) * real[..., None]
         return self.ln(h)
+
+
+class TransformerRecommender(SequentialRecommender):
+    """Self-attention over the item vectors, positions counted back from the last item.
+
+    SASRec and BERT4Rec are this model with different objectives (next item, cloze) and
+    attention (causal by config, bidirectional).
+    """
+
+    def __init__(self, cfg: SRSConfig, item_emb: ItemEmbedding) -> None:
+        super().__init__(cfg, item_emb)
+        self.encoder = Encoder(cfg.dim, cfg.layers, cfg.heads, cfg.dropout, cfg.max_len,
+                               cfg.attn_dropout)
+
+    def causal(self) -> bool:
+        return self.cfg.causal
+
+    def encode_vectors(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:  # -> [B, T, D]
+        return self.encoder(x, positions_from_end(seq), self.causal())
