@@ -46,9 +46,10 @@ def srs_flow(dataset: str = "movielens-100k", backbones: list[str] = ["sasrec"],
              data_dir: str = "data", runs_dir: str = "runs", resume: bool = False,
              embedding: str | None = None, embedding_mode: str = "init",
              store_root: str = "store", method: str = "srs",
-             user_embedding: str | None = None) -> str:
+             user_embedding: str | None = None, refresh: bool = False) -> str:
     """Train and evaluate backbones (ID-only, or on a store embedding, or LLM-ESR with
-    `method="llmesr"`); returns the results Parquet path."""
+    `method="llmesr"`); returns the results Parquet path. `refresh` trains again instead of
+    reusing cached runs."""
     path = prepare(dataset, data_dir)
     ds = Dataset.load(Path(path))
     ref = resolve_kind(ds, store_root, embedding, "items") if embedding else None
@@ -56,8 +57,9 @@ def srs_flow(dataset: str = "movielens-100k", backbones: list[str] = ["sasrec"],
     rows: list[dict] = []
     for backbone in backbones:
         for seed in seeds:
-            rows += train(path, backbone, seed, overrides or {}, runs_dir, resume, ref,
-                          embedding_mode, store_root, method=method, user_embedding=uref)
+            rows += train.with_options(refresh_cache=refresh)(
+                path, backbone, seed, overrides or {}, runs_dir, resume, ref, embedding_mode,
+                store_root, method=method, user_embedding=uref)
     out = write_table(rows, results_path(runs_dir, ds.name))
     plot = head_tail_plot(rows, out.with_suffix(".png"), title=f"{ds.name}: full NDCG@10 by group")
     get_run_logger().info("results %s, head/tail plot %s", out, plot)

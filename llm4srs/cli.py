@@ -83,6 +83,7 @@ def train(
     user_embeddings: Annotated[str | None, typer.Option(help="user kind from the store for LLM-ESR's neighbours, e.g. users/semantic-smollm2")] = None,
     store: StoreOpt = Path("store"),
     resume: ResumeOpt = False,
+    force: Annotated[bool, typer.Option(help="train again instead of reusing a cached run (e.g. after deleting its run folder)")] = False,
     data_dir: DataDirOpt = Path("data"),
     runs_dir: RunsDirOpt = Path("runs"),
     as_json: RowsJsonOpt = False,
@@ -133,7 +134,7 @@ def train(
     out = srs_flow(dataset=dataset, backbones=backbones, seeds=seed_list, overrides=overrides,
                    data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume,
                    embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store),
-                   method=method, user_embedding=user_embeddings)
+                   method=method, user_embedding=user_embeddings, refresh=force)
     print_rows(out, as_json, "test results")
 
 

@@ -25,4 +25,8 @@ DEFAULTS = {
 def configure() -> None:
     for key, value in DEFAULTS.items():
         os.environ.setdefault(key, value)
-    os.environ.setdefault("PREFECT_HOME", str(Path.cwd() / ".prefect"))
+    # Prefect's state and result cache (cloudpickle: whoever can write there runs code on
+    # the next cache hit) live in one place per user, never in whatever directory the
+    # command runs from. `make` sets the checkout's .prefect instead.
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    os.environ.setdefault("PREFECT_HOME", str(cache / "llm4srs" / "prefect"))
