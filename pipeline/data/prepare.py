@@ -92,9 +92,9 @@ def filter_and_remap(
             raise InputError(
                 f"rating_threshold={cfg.rating_threshold} set but {raw.source} has no ratings"
             )
-        n = df.height  # NaN compares above every threshold in polars: never a positive
-        df = df.filter(~pl.col("rating").is_nan().fill_null(False))
-        note("rows with a NaN rating (rating_threshold is set)", n, df.height)
+        n = df.height  # (NaN, which compares above every threshold, is null by now)
+        df = df.filter(pl.col("rating").is_not_null())
+        note("rows without a rating, missing or NaN (rating_threshold is set)", n, df.height)
         n = df.height
         df = df.filter(pl.col("rating") >= cfg.rating_threshold)
         note(f"ratings below {cfg.rating_threshold}", n, df.height)

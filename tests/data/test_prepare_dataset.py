@@ -138,7 +138,7 @@ def test_crash_while_writing_leaves_nothing(tmp_path: Path, monkeypatch) -> None
     def crash(*args: object) -> None:
         raise OSError("disk full")
 
-    monkeypatch.setattr("pipeline.data.prepare.os.replace", crash)
+    monkeypatch.setattr("embeddings_store.atomic.os.rename", crash)
     with pytest.raises(OSError, match="disk full"):
         prepare_dataset(table(path, dedup=False), tmp_path / "data")
     assert finished(tmp_path / "data") == [good.path.name]
@@ -150,14 +150,14 @@ def test_concurrent_prepare_of_the_same_config_keeps_the_winner(tmp_path: Path, 
     import os
 
     path = write_csv(tmp_path / "r.csv", events({"u": ["a", "b", "c"], "v": ["b", "c", "a"]}))
-    real_replace = os.replace
+    real_replace = os.rename
 
     def other_process_wins(src, dst) -> None:  # the other writer renames just before us
         if not Path(dst).exists():
             shutil.copytree(src, dst)
         real_replace(src, dst)
 
-    monkeypatch.setattr("pipeline.data.prepare.os.replace", other_process_wins)
+    monkeypatch.setattr("embeddings_store.atomic.os.rename", other_process_wins)
     ds = prepare_dataset(table(path), tmp_path / "data")
     assert finished(tmp_path / "data") == [ds.path.name]  # no temp folder left behind
     assert ds.meta["counts"]["interactions"] == 6

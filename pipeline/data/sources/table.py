@@ -98,12 +98,22 @@ def read_interactions(path: Path, cols: TableColumns, counts: dict[str, int]) ->
 
 
 def _ids(s: pl.Series) -> pl.Series:
-    """Raw ids as strings; integral floats (pandas' nullable ints) lose their '.0'."""
-    if s.dtype.is_float() and bool((s.drop_nulls() % 1 == 0).all()):
-        s = s.cast(pl.Int64)
+    """Raw ids as strings; integral floats (pandas' nullable ints, NaN = missing) lose their
+    '.0', and a NaN id is missing (null), never an id "NaN"."""
+    if s.dtype.is_float():
+        s = s.fill_nan(None)
+        if bool((s.drop_nulls() % 1 == 0).all()):
+            s = s.cast(pl.Int64)
     if s.dtype == pl.String:
         return s.str.strip_chars()
     return s.cast(pl.String)
+
+
+# Date-time text formats tried on every value (not only the first value's format).
+TIME_FORMATS = ("%Y-%m-%dT%H:%M:%S%.f%z", "%Y-%m-%dT%H:%M:%S%z", "%Y-%m-%d %H:%M:%S%.f%z",
+                "%Y-%m-%d %H:%M:%S%z", "%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%dT%H:%M:%S",
+                "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M",
+                "%Y-%m-%d", "%Y/%m/%d %H:%M:%S", "%Y/%m/%d")
 
 
 def _timestamps(s: pl.Series, path: Path) -> pl.Series:
@@ -120,11 +130,13 @@ def _timestamps(s: pl.Series, path: Path) -> pl.Series:
     if dtype == pl.String:
         text = s.str.strip_chars()
         frame = pl.DataFrame({"t": text})
+        iso = pl.col("t").str.replace(r"Z$", "+00:00")  # "…Z" is UTC
         return frame.select(
             pl.coalesce(
                 pl.col("t").cast(pl.Int64, strict=False),
                 pl.col("t").cast(pl.Float64, strict=False).cast(pl.Int64, strict=False),
-                pl.col("t").str.to_datetime(strict=False, time_zone="UTC").dt.epoch("s"),
+                *(iso.str.to_datetime(format=f, strict=False, time_unit="us", time_zone="UTC")
+                  .dt.epoch("s") for f in TIME_FORMATS),
             )
         ).to_series()
     raise InputError(f"{SOURCE}: {path} timestamp column {s.name!r} has type {dtype}")
