@@ -130,10 +130,14 @@ def resolve_dataset(spec: str) -> DataConfig:
 
 
 def _from_yaml(path: Path) -> DataConfig:
+    """A dataset YAML. A relative `path:` inside it is relative to the YAML's own folder, as
+    a user expects; the repository's presets (configs/datasets/) are the exception: their
+    paths are relative to the checkout (`../shared/data/…`)."""
     data = read_mapping(path, "dataset config")
-    if data.get("path") is not None and not Path(data["path"]).is_absolute():
-        # Paths in presets are relative to the repository root (where configs/ lives).
-        data["path"] = str((PRESET_DIR.parents[1] / data["path"]).resolve())
+    if data.get("path") is not None and not Path(data["path"]).expanduser().is_absolute():
+        preset = path.resolve().parent == PRESET_DIR.resolve()
+        base = PRESET_DIR.parents[1] if preset else path.resolve().parent
+        data["path"] = str((base / Path(data["path"]).expanduser()).resolve())
     return DataConfig(**data)
 
 

@@ -79,3 +79,14 @@ def test_nan_rating_never_passes_the_threshold(tmp_path: Path) -> None:
     ds = prepare(path, tmp_path, columns=TableColumns(rating="rating"), rating_threshold=4.0)
     assert "w" not in ds.items["raw_id"].to_list()  # the NaN-rated event is not a positive
     assert ds.meta["dropped"]["rows without a rating, missing or NaN (rating_threshold is set)"] == 1
+
+
+def test_a_user_yaml_path_is_relative_to_the_yaml(tmp_path: Path, monkeypatch) -> None:
+    from pipeline.data.config import PRESET_DIR, resolve_dataset
+
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "cfg" / "mine.yaml").write_text("source: lcrec\npath: files/Shop\nname: mine\n")
+    monkeypatch.chdir(tmp_path)  # neither the working directory nor the checkout
+    assert resolve_dataset("cfg/mine.yaml").path == (tmp_path / "cfg" / "files" / "Shop").resolve()
+    preset = resolve_dataset("amazon-scientific")  # the repo's presets: relative to the checkout
+    assert preset.path == (PRESET_DIR.parents[1] / "../shared/data/amazon-scientific").resolve()
