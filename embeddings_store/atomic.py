@@ -58,6 +58,28 @@ def atomic_write_text(path: str | Path, text: str) -> None:
         tmp.write_text(text, encoding="utf-8")
 
 
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    return True
+
+
+def remove_stale(parent: Path) -> list[Path]:
+    """Remove the temporary folders `atomic_dir` left in `parent` when its process was
+    killed (SIGKILL, a power cut): their writer's pid is gone. A live writer's are kept."""
+    removed = []
+    for tmp in Path(parent).glob(".*.tmp-*-*"):
+        pid = tmp.name.rsplit(".tmp-", 1)[1].split("-", 1)[0]
+        if tmp.is_dir() and pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(tmp, ignore_errors=True)
+            removed.append(tmp)
+    return removed
+
+
 @contextlib.contextmanager
 def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     """Yield a temporary folder beside `path`; on success it is renamed to `path`.
@@ -68,7 +90,7 @@ def atomic_dir(path: str | Path, replace: bool = False) -> Iterator[Path]:
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-", dir=path.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.tmp-{os.getpid()}-", dir=path.parent))
     try:
         yield tmp
         old = None

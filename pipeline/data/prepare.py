@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from embeddings_store.atomic import atomic_dir
+from embeddings_store.atomic import atomic_dir, remove_stale
 from pipeline.data.config import DataConfig
 from pipeline.data.dataset import Dataset, fingerprint
 from pipeline.data.raw import RawData
@@ -34,6 +34,8 @@ def prepare_dataset(cfg: DataConfig, data_dir: Path, force: bool = False) -> Dat
     out = data_dir / "prepared" / f"{cfg.dataset_name}-{_cache_key(cfg)}"
     if (out / "meta.json").is_file() and not force:
         return Dataset.load(out)
+    if out.parent.is_dir():
+        remove_stale(out.parent)  # what a killed prepare left behind
     raw = load_raw(cfg, data_dir / "raw")
     interactions, items, users, dropped = filter_and_remap(raw, cfg)
     meta = {

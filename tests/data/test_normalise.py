@@ -90,3 +90,21 @@ def test_a_user_yaml_path_is_relative_to_the_yaml(tmp_path: Path, monkeypatch) -
     assert resolve_dataset("cfg/mine.yaml").path == (tmp_path / "cfg" / "files" / "Shop").resolve()
     preset = resolve_dataset("amazon-scientific")  # the repo's presets: relative to the checkout
     assert preset.path == (PRESET_DIR.parents[1] / "../shared/data/amazon-scientific").resolve()
+
+
+def test_a_killed_prepare_leaves_nothing_the_next_one_keeps(tmp_path: Path) -> None:
+    import subprocess
+
+    prepared = tmp_path / "data" / "prepared"
+    prepared.mkdir(parents=True)
+    gone = subprocess.Popen(["true"])
+    gone.wait()
+    stale = prepared / f".mine-0123.tmp-{gone.pid}-abcd"
+    (stale / "interactions.parquet").parent.mkdir()
+    (stale / "interactions.parquet").write_bytes(b"half")
+    live = prepared / f".mine-0123.tmp-{__import__('os').getpid()}-efgh"
+    live.mkdir()
+    path = tmp_path / "ok.csv"
+    pl.DataFrame(three_users(list(range(9)))).write_csv(path)
+    prepare(path, tmp_path)
+    assert not stale.exists() and live.exists()  # a live writer's folder is never touched
