@@ -6,9 +6,11 @@ exit 2; results go to stdout (`--json` prints one JSON list and nothing else the
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import sys
+import threading
 from pathlib import Path
 from typing import Annotated
 
@@ -328,6 +330,27 @@ def quiet_run_logs(types: tuple[type[BaseException], ...]) -> None:
             logger.addFilter(_DropUserErrors(types))
 
 
+@contextlib.contextmanager
+def _exit_on_termination():
+    """SIGTERM/SIGHUP (what `timeout`, Docker, Kubernetes and schedulers send) exit like
+    Ctrl-C does: Python unwinds, so atexit handlers stop Prefect's temporary server instead
+    of leaving it orphaned (holding the caller's stdout/stderr). SIGKILL cannot be caught."""
+    import signal
+
+    def terminate(signum, frame):
+        raise SystemExit(128 + signum)
+
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    saved = {s: signal.signal(s, terminate) for s in (signal.SIGTERM, signal.SIGHUP)}
+    try:
+        yield
+    finally:
+        for s, handler in saved.items():
+            signal.signal(s, handler)
+
+
 def _import_plugins() -> None:
     """LLM4SRS_PLUGINS=pkg.mod,other.mod: modules that register backbones, generators or
     sources (ARCHITECTURE.md) before the command runs."""
@@ -355,7 +378,7 @@ def main() -> None:
     user_errors = (InputError, StoreError, ModelLoadError)
     quiet_run_logs(user_errors)
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
-    with CommandLog(command) as log:
+    with CommandLog(command) as log, _exit_on_termination():
         try:
             _import_plugins()
             # Without standalone mode, typer returns (not raises) the code of a typer.Exit.
