@@ -21,6 +21,7 @@ from llm4srs.options import (
     ConfigOpt,
     DataDirOpt,
     DatasetOpt,
+    ModelOpt,
     ResumeOpt,
     RowsJsonOpt,
     RunsDirOpt,
@@ -145,7 +146,7 @@ def embed(
     generators: Annotated[str, typer.Argument(help="'all' or a comma list of generators (semantic, sasrec-id, llmemb-scft, llmemb, tslrec, or one registered in pipeline/methods/registry.py)")] = "all",
     dataset: DatasetOpt = "movielens-100k",
     store: StoreOpt = Path("store"),
-    model: Annotated[str, typer.Option(help="LLM: smollm2 | minilm | HF id | folder | .gguf file")] = "smollm2",
+    model: ModelOpt = "smollm2",
     set_: Annotated[list[str], typer.Option("--set", help="SASRec override for sasrec-id, e.g. --set epochs=50")] = [],  # noqa: B006
     data_dir: DataDirOpt = Path("data"),
     runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators")] = Path("runs"),
@@ -240,7 +241,7 @@ def _check_embedding(dataset: str, data_dir: Path, store: Path, ref: str, cfgs: 
 @app.command()
 def e4srec(
     dataset: DatasetOpt = "movielens-100k",
-    model: Annotated[str, typer.Option(help="LLM: smollm2 | HF id | folder | .gguf file")] = "smollm2",
+    model: ModelOpt = "smollm2",
     seeds: SeedsOpt = "0",
     config: ConfigOpt = None,
     set_: SetOpt = [],  # noqa: B006

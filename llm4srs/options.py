@@ -13,6 +13,8 @@ DatasetOpt = Annotated[str, typer.Option(
 DataDirOpt = Annotated[Path, typer.Option(help="where raw and prepared datasets live")]
 StoreOpt = Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")]
 RunsDirOpt = Annotated[Path, typer.Option(help="checkpoints and result tables")]
+ModelOpt = Annotated[str, typer.Option(
+    help="LLM: a packaged one (smollm2, minilm), a Hugging Face id, a local folder or a .gguf file")]
 SeedsOpt = Annotated[str, typer.Option(help="comma list of training seeds")]
 ResumeOpt = Annotated[bool, typer.Option(help="continue interrupted runs from their last checkpoint")]
 RowsJsonOpt = Annotated[bool, typer.Option("--json", help="print result rows as one JSON list")]

@@ -60,6 +60,25 @@ class Generator(Protocol):
         ...
 
 
+class GeneratorBase:
+    """Defaults of the `Generator` shape: needs nothing, reads no text and no LLM. Its
+    `load_config` validates the pydantic model named "module:Class" in `config_model`,
+    imported on first use (registering stays cheap)."""
+
+    name: str
+    config_model: str
+    needs: tuple[str, ...] = ()
+    needs_text = False
+    uses_llm = False
+
+    def load_config(self, overrides: dict[str, Any], llm: LLMSpec | None) -> BaseModel:
+        from pipeline.presets import validate
+
+        module, _, cls = self.config_model.partition(":")
+        model = getattr(importlib.import_module(module), cls)
+        return validate(model, overrides, f"{self.name} config")
+
+
 GENERATORS: dict[str, Generator] = {}
 
 

@@ -29,10 +29,10 @@ from pipeline.data.sources._io import (
     clean_text,
     iter_records,
     parse_json_or_literal,
-    rating_or_skip,
     require_file,
     to_int,
 )
+from pipeline.data.sources.reviews import ReviewBuffer
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -41,12 +41,6 @@ _REVIEWS = re.compile(r"^(?:reviews_)?(?P<cat>.+?)(?P<core>_5)?\.json(?:\.gz)?$"
 _PRICE = re.compile(r"\d")
 TITLE_CHARS = 300  # a few 2018 titles are whole scraped pages
 PRICE_CHARS = 30  # … and a few prices are CSS; neither is a title or a price
-INTERACTIONS = {
-    "user": pl.String(),
-    "item": pl.String(),
-    "timestamp": pl.Int64(),
-    "rating": pl.Float64(),
-}
 ITEM_COLUMNS = ("item", "title", "brand", "categories", "description", "price")
 
 
@@ -100,27 +94,16 @@ def find_reviews(path: Path, category: str | None) -> tuple[Path, str]:
 
 def read_reviews(path: Path, counts: dict[str, int]) -> pl.DataFrame:
     """Stream review lines into (user, item, timestamp, rating); count what is skipped."""
-    buf = ColumnBuffer(INTERACTIONS)
-    incomplete = bad_rating = 0
+    buf = ReviewBuffer("timestamp", pl.Int64(),
+                       incomplete="reviews without reviewerID, asin or unixReviewTime",
+                       bad_rating="reviews with a non-numeric overall rating")
     # Strict JSON as documented; the loose (Python-literal) lines some 2014 dumps hold
     # are accepted too, at no cost for lines that are JSON.
     for rec in iter_records(path, counts, "review", parse_json_or_literal):
-        user, item = rec.get("reviewerID"), rec.get("asin")
-        ts, rating = rec.get("unixReviewTime"), rec.get("overall")
-        if type(user) is not str or type(item) is not str or type(ts) is not int or not user:
-            # slow path (ids as numbers, times as strings …), taken by odd lines only
-            user, item, ts = as_id(user), as_id(item), to_int(ts)
-            if user is None or item is None or ts is None:
-                incomplete += 1
-                continue
-        rating, ok = rating_or_skip(rating)
-        if not ok:
-            bad_rating += 1
-            continue
-        buf.append(user, item, ts, rating)
-    add_count(counts, "reviews without reviewerID, asin or unixReviewTime", incomplete)
-    add_count(counts, "reviews with a non-numeric overall rating", bad_rating)
-    df = buf.frame()
+        ts = rec.get("unixReviewTime")
+        ts = ts if type(ts) is int else to_int(ts)  # a time as a string: odd lines only
+        buf.add(rec.get("reviewerID"), rec.get("asin"), ts, rec.get("overall"))
+    df = buf.counted(counts)
     if df.height == 0:
         raise InputError(f"{path}: no review line has reviewerID, asin and unixReviewTime")
     return df

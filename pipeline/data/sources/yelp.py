@@ -19,9 +19,9 @@ from pipeline.data.sources._io import (
     as_id,
     clean_text,
     iter_records,
-    rating_or_skip,
     require_file,
 )
+from pipeline.data.sources.reviews import ReviewBuffer
 from pipeline.errors import InputError
 
 SOURCE = "yelp"
@@ -42,25 +42,14 @@ def load(cfg: DataConfig, cache_dir: Path) -> RawData:
 
 def read_reviews(path: Path, counts: dict[str, int]) -> pl.DataFrame:
     """Stream reviews; dates are parsed afterwards in one vectorised pass."""
-    buf = ColumnBuffer(
-        {"user": pl.String(), "item": pl.String(), "date": pl.String(), "rating": pl.Float64()}
-    )
-    incomplete = bad_rating = 0
+    buf = ReviewBuffer("date", pl.String(),
+                       incomplete="reviews without user_id, business_id or date",
+                       bad_rating="reviews with non-numeric stars")
     for rec in iter_records(path, counts, "review"):
-        user, item, date = rec.get("user_id"), rec.get("business_id"), rec.get("date")
-        if type(user) is not str or type(item) is not str or not user or not item:
-            user, item = as_id(user), as_id(item)  # slow path: odd lines only
-        if user is None or item is None or not isinstance(date, str):
-            incomplete += 1
-            continue
-        stars, ok = rating_or_skip(rec.get("stars"))
-        if not ok:
-            bad_rating += 1
-            continue
-        buf.append(user, item, date, stars)
-    add_count(counts, "reviews without user_id, business_id or date", incomplete)
-    add_count(counts, "reviews with non-numeric stars", bad_rating)
-    df = buf.frame().with_columns(unix_seconds(pl.col("date")).alias("timestamp"))
+        date = rec.get("date")
+        buf.add(rec.get("user_id"), rec.get("business_id"),
+                date if isinstance(date, str) else None, rec.get("stars"))
+    df = buf.counted(counts).with_columns(unix_seconds(pl.col("date")).alias("timestamp"))
     bad_date = df["timestamp"].null_count()
     add_count(counts, "reviews with an unreadable date", bad_date)
     df = df.drop_nulls("timestamp").drop("date")

@@ -3,23 +3,17 @@ and `llmemb` (RAT: the frozen SCFT table + adapter aligned to `items/sasrec-id`)
 
 from __future__ import annotations
 
-from pipeline.methods.registry import GenContext, register_generator
-from pipeline.presets import validate
+from pipeline.methods.registry import GenContext, GeneratorBase, register_generator
 
 
-class Scft:
+class Scft(GeneratorBase):
     name = "llmemb-scft"
     kinds = ("items/llmemb-scft",)
-    needs = ()
     needs_text = True
     uses_llm = True
     summary = "SCFT: contrastive LoRA on attribute-augmented item text -> items/llmemb-scft"
     no_text = "has no item text attributes: llmemb (SCFT augments attributes) cannot run on ids alone"
-
-    def load_config(self, overrides, llm):
-        from pipeline.methods.llmemb.config import ScftConfig
-
-        return validate(ScftConfig, overrides, "scft config")
+    config_model = "pipeline.methods.llmemb.config:ScftConfig"
 
     def write(self, ctx: GenContext) -> dict[str, str]:
         from pipeline.methods.llmemb.scft import write_scft
@@ -28,18 +22,12 @@ class Scft:
         return {ref.kind: str(ref)}
 
 
-class Rat:
+class Rat(GeneratorBase):
     name = "llmemb"
     kinds = ("items/llmemb-rat",)
     needs = ("sasrec-id", "llmemb-scft")
-    needs_text = False
-    uses_llm = False
     summary = "RAT: frozen SCFT table + adapter aligned to items/sasrec-id -> items/llmemb-rat"
-
-    def load_config(self, overrides, llm):
-        from pipeline.methods.llmemb.config import RatConfig
-
-        return validate(RatConfig, overrides, "rat config")
+    config_model = "pipeline.methods.llmemb.config:RatConfig"
 
     def write(self, ctx: GenContext) -> dict[str, str]:
         from pipeline.methods.llmemb.rat import SCFT_KIND, TEACHER_KIND, write_rat

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-from pipeline.methods.registry import GenContext, register_generator
+from pipeline.methods.registry import GenContext, GeneratorBase, register_generator
 
 
-class SasrecId:
+class SasrecId(GeneratorBase):
     name = "sasrec-id"
     kinds = ("items/sasrec-id",)
-    needs = ()
-    needs_text = False
-    uses_llm = False
     summary = "ID-only SASRec (configs/srs/sasrec.yaml + --set) -> items/sasrec-id"
 
     def load_config(self, overrides, llm):

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from pipeline.methods.registry import GenContext, register_generator
+from pipeline.methods.registry import GenContext, GeneratorBase, register_generator
 from pipeline.presets import validate
 
 
-class Semantic:
+class Semantic(GeneratorBase):
     name = "semantic"
     kinds = ("items/semantic-{llm}", "users/semantic-{llm}")
-    needs = ()
     needs_text = True  # unless the config says ids_as_text (`--ids-as-text`)
     uses_llm = True
     summary = "frozen LLM -> items/semantic-<llm>, users/semantic-<llm> (training items only)"

@@ -3,22 +3,16 @@ item vectors from the tuned LLM."""
 
 from __future__ import annotations
 
-from pipeline.methods.registry import GenContext, register_generator
-from pipeline.presets import validate
+from pipeline.methods.registry import GenContext, GeneratorBase, register_generator
 
 
-class Tslrec:
+class Tslrec(GeneratorBase):
     name = "tslrec"
     kinds = ("items/tslrec",)
     needs = ("sasrec-id",)
-    needs_text = False  # mode auto falls back to item ids
     uses_llm = True
     summary = "TSLRec: preference-reconstruction SFT over sasrec-id categories -> items/tslrec"
-
-    def load_config(self, overrides, llm):
-        from pipeline.methods.tslrec.write import TslrecConfig
-
-        return validate(TslrecConfig, overrides, "tslrec config")
+    config_model = "pipeline.methods.tslrec.write:TslrecConfig"
 
     def write(self, ctx: GenContext) -> dict[str, str]:
         from pipeline.methods.tslrec.write import SASREC_KIND, write_tslrec
