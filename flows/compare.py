@@ -10,7 +10,6 @@ keyed on its content, so a cell done before (by this flow or `llm4srs train`) co
 
 from __future__ import annotations
 
-import inspect
 import os
 import time
 from collections.abc import Callable
@@ -34,25 +33,31 @@ from pipeline.compare import (
     plan_cells,
 )
 from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
+from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset
 from pipeline.plots import compare_plot
+from pipeline.requests import TrainRequest
 from pipeline.results import write_table
 from pipeline.runs import results_path
 
 
 def supports_llmesr() -> bool:
-    """Whether the SRS train task takes `method` (LLM-ESR) in this build."""
-    return "method" in inspect.signature(train.fn).parameters
+    """Whether LLM-ESR is a registered stage-2 method in this build."""
+    from pipeline.methods.registry import METHODS
+
+    return "llmesr" in METHODS
 
 
 def _train(cell: Cell, dataset_path: str, runs_dir: str, store_root: str, submit: bool):
     """The cell's train task: called here (returns rows) or submitted (returns a future)."""
-    extra: dict[str, Any] = {}
-    if cell.train_method != "srs":
-        extra = {"method": cell.train_method, "user_embedding": cell.user_embedding}
+    request = TrainRequest(dataset=dataset_path, backbones=[cell.backbone], seeds=[cell.seed],
+                           overrides=cell.overrides, method=cell.train_method,
+                           embedding=cell.embedding, user_embedding=cell.user_embedding,
+                           store_root=store_root, runs_dir=runs_dir)
+    cfg = load_train_config(cell.backbone, cell.overrides, method=cell.train_method)
     call = train.submit if submit else train
-    return call(dataset_path, cell.backbone, cell.seed, cell.overrides, runs_dir, resume=False,
-                embedding=cell.embedding, embedding_mode="init", store_root=store_root, **extra)
+    return call(dataset_path, cfg, cell.seed, request, cell.embedding,
+                cell.user_embedding if cell.train_method != "srs" else None)
 
 
 def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: str,

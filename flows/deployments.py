@@ -51,8 +51,8 @@ SPECS: tuple[DeploymentSpec, ...] = (
         "stage 1: semantic, sasrec-id and LLMEmb item vectors into the store", tags=("stage1",)),
     DeploymentSpec(
         "srs-nightly", "flows.srs:srs_flow", "0 3 * * *",
-        {"dataset": "movielens-100k", "backbones": ["sasrec", "gru4rec", "bert4rec"],
-         "seeds": [0, 1, 2]},
+        {"request": {"dataset": "movielens-100k", "backbones": ["sasrec", "gru4rec", "bert4rec"],
+                     "seeds": [0, 1, 2]}},  # a TrainRequest; the flow checks it once
         "stage 2: ID-only backbones, three seeds (cached runs cost nothing)", tags=("stage2",)),
     DeploymentSpec(
         "tslrec-weekly", "flows.tslrec:tslrec_flow", "0 5 * * 0",

@@ -94,50 +94,23 @@ def train(
     """Train and evaluate backbones on a dataset (Prefect flow `srs`); print the results."""
     stack.check()  # a known-broken torch/transformers/peft combination: before any work
 
-    from pipeline.config import backbone_names, load_train_config
-    from pipeline.data.config import resolve_dataset
-    from pipeline.methods.registry import METHODS, get_method
+    from pipeline.requests import TrainRequest
 
-    backbones = csv_list(backbone)
-    unknown = [b for b in backbones if b not in backbone_names()]
-    if unknown or not backbones:
-        raise usage_error(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from {', '.join(backbone_names())}")
-    seed_list = parse_seeds(seeds)
-    overrides = parse_sets(set_)
     if embedding_mode not in ("init", "frozen_adapter"):
         raise usage_error(f"--embedding-mode must be init or frozen_adapter, not {embedding_mode!r}")
-    chosen_method = get_method(method)
-    if chosen_method.needs_items and embeddings is None:
-        raise usage_error(f"--method {method} needs --embeddings (an item kind, e.g. items/semantic-smollm2)")
-    if not chosen_method.uses_users and user_embeddings is not None:
-        users = ", ".join(m.name for m in METHODS.values() if m.uses_users)
-        raise usage_error(f"--user-embeddings is only used by --method {users}")
-    resolve_dataset(dataset)  # fail fast on a bad spec, before Prefect starts
-    for flag, ref, entity in (("--embeddings", embeddings, "items/"),
-                              ("--user-embeddings", user_embeddings, "users/")):
-        if ref is not None:
-            from embeddings_store import EmbeddingStore
-
-            found = EmbeddingStore(store).resolve(ref, dataset=resolve_dataset(dataset).dataset_name)
-            if not found.kind.startswith(entity):
-                raise usage_error(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
-    cfgs = [load_train_config(b, overrides, config, method) for b in backbones]  # and on a bad config
-    if method == "llmesr" and user_embeddings is None and any(
-            c.llmesr.distill_weight > 0 for c in cfgs if c.backbone != "pop"):
-        raise usage_error("--method llmesr needs --user-embeddings (a user kind, e.g. "
-                     "users/semantic-smollm2), or --set llmesr.distill_weight=0")
+    overrides = parse_sets(set_)
     if config is not None:
         overrides = {**_yaml_overrides(config), **overrides}
-    if embeddings is not None:  # it fits the dataset (fingerprint, items 1..N, width)
-        _check_embedding(dataset, data_dir, store, embeddings, cfgs,
-                         init=method == "srs" and embedding_mode == "init")
+    request = TrainRequest(
+        dataset=dataset, backbones=csv_list(backbone), seeds=parse_seeds(seeds),
+        overrides=overrides, method=method, embedding=embeddings,
+        embedding_mode=embedding_mode, user_embedding=user_embeddings, store_root=str(store),
+        data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume, refresh=force,
+    ).checked()  # every check before Prefect starts; the flow gets the checked request
 
     from flows.srs import srs_flow
 
-    out = srs_flow(dataset=dataset, backbones=backbones, seeds=seed_list, overrides=overrides,
-                   data_dir=str(data_dir), runs_dir=str(runs_dir), resume=resume,
-                   embedding=embeddings, embedding_mode=embedding_mode, store_root=str(store),
-                   method=method, user_embedding=user_embeddings, refresh=force)
+    out = srs_flow(request)
     print_rows(out, as_json, "test results")
 
 
@@ -223,19 +196,6 @@ def _tslrec_config(steps: int | None, mode: str | None) -> dict:
         first = err.errors()[0]
         raise usage_error(f"--tslrec-{first['loc'][0]}: {first['msg']}".replace("max_steps", "steps")) from None
     return cfg
-
-
-def _check_embedding(dataset: str, data_dir: Path, store: Path, ref: str, cfgs: list,
-                     init: bool) -> None:
-    """A stored item kind fits the (prepared) dataset, before the flow starts."""
-    from embeddings_store import EmbeddingStore
-    from pipeline.data.config import resolve_dataset
-    from pipeline.data.prepare import prepare_dataset
-    from pipeline.preflight import check_item_embedding
-
-    ds = prepare_dataset(resolve_dataset(dataset), data_dir)
-    dims = [c.model.dim for c in cfgs if c.backbone != "pop"]
-    check_item_embedding(ds, EmbeddingStore(store), ref, max(dims) if init and dims else None)
 
 
 @app.command()

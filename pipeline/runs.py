@@ -14,9 +14,13 @@ from __future__ import annotations
 import hashlib
 import json
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.data.dataset import Dataset, read_fingerprint
+
+if TYPE_CHECKING:
+    from pipeline.config import TrainConfig
+    from pipeline.requests import TrainRequest
 
 
 def cache_key(*parts: Any) -> str:
@@ -98,27 +102,24 @@ def _tag(ref: str) -> str:
     return ref.split("/", 1)[1].split("@")[0].split("/", 1)[-1].replace("/", "-")
 
 
-def srs_key(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir: str,
-            embedding: str | None, embedding_mode: str, method: str,
-            user_embedding: str | None) -> str:
+def srs_key(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequest,
+            embedding: str | None, user_embedding: str | None) -> str:
     """Content key of one stage-2 run: fingerprint + resolved config + seed + stored inputs
     (+ the run folder, which belongs to the result: another runs_dir trains again)."""
-    from pipeline.config import load_train_config
-
     fp = read_fingerprint(Path(dataset_path))
-    cfg = load_train_config(backbone, overrides, method=method).model_copy(update={"seed": seed})
+    cfg = cfg.model_copy(update={"seed": seed})
     key = (f"srs-{fp}-{cfg.backbone}-{cfg.config_hash()}-s{cfg.seed}-{embedding or 'id'}"
-           f"-{embedding_mode}")
-    if method != "srs":  # plain SRS keys stay as they were
-        key += f"-{method}-{user_embedding}"
-    return f"{key}-{Path(runs_dir).resolve()}"
+           f"-{request.embedding_mode}")
+    if request.method != "srs":  # plain SRS keys stay as they were
+        key += f"-{request.method}-{user_embedding}"
+    return f"{key}-{Path(request.runs_dir).resolve()}"
 
 
-def train_one(dataset_path: str, backbone: str, seed: int, overrides: dict, runs_dir: str,
-              resume: bool = False, embedding: str | None = None, embedding_mode: str = "init",
-              store_root: str = "store", method: str = "srs",
-              user_embedding: str | None = None) -> tuple[list[dict], str]:
-    """Train and evaluate one (backbone, seed) with `method`; (test result rows, summary).
+def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequest,
+              embedding: str | None = None, user_embedding: str | None = None
+              ) -> tuple[list[dict], str]:
+    """Train and evaluate one (backbone config, seed) as `request.method` asks; (test result
+    rows, summary).
 
     `embedding` is a resolved store reference (`dataset/kind@version`) whose vectors become
     the item representation: "init" (PCA to the model dim, then trained) or
@@ -127,40 +128,37 @@ def train_one(dataset_path: str, backbone: str, seed: int, overrides: dict, runs
     neighbours from `user_embedding` (a resolved users/… reference).
     """
     from embeddings_store import EmbeddingStore
-    from pipeline.config import load_train_config
     from pipeline.errors import InputError
-    from pipeline.methods.registry import get_method
     from pipeline.split import leave_one_out
     from pipeline.train import train_srs
 
-    get_method(method)
     ds = Dataset.load(Path(dataset_path))
-    cfg = load_train_config(backbone, overrides, method=method).model_copy(update={"seed": seed})
+    cfg = cfg.model_copy(update={"seed": seed})
+    backbone, store, mode = cfg.backbone, EmbeddingStore(request.store_root), request.embedding_mode
     split = leave_one_out(ds, neg_seed=cfg.neg_seed)
     used_users = None
-    if method == "llmesr" and backbone != "pop":
+    if request.method == "llmesr" and backbone != "pop":
         from pipeline.methods.llmesr.train import train_llmesr
 
         if embedding is None:
             raise InputError("method llmesr needs an item embedding (items/…)")
         used_users = user_embedding if cfg.llmesr.distill_weight > 0 else None
-        run_dir = run_folder(runs_dir, ds.name, backbone, "llmesr", _tag(embedding),
+        run_dir = run_folder(request.runs_dir, ds.name, backbone, "llmesr", _tag(embedding),
                              _tag(used_users) if used_users else "nosd", cfg.config_hash(),
                              f"s{seed}")
-        result = train_llmesr(ds, split, cfg, EmbeddingStore(store_root), embedding, used_users,
-                              run_dir, resume=resume)
+        result = train_llmesr(ds, split, cfg, store, embedding, used_users, run_dir,
+                              resume=request.resume)
         method_name, used_items = cfg.llmesr.variant(), embedding
     else:
         from pipeline.methods.llm_init.table import load_item_embedding
 
         item_emb, tag = None, "id"
         if embedding is not None and backbone != "pop":
-            item_emb = load_item_embedding(ds, EmbeddingStore(store_root), embedding,
-                                           embedding_mode, cfg.model.dim)
-            tag = f"{embedding.split('/', 1)[1].split('@')[0].replace('/', '-')}-{embedding_mode}"
-        run_dir = run_folder(runs_dir, ds.name, backbone, tag, cfg.config_hash(), f"s{seed}")
-        result = train_srs(split, cfg, run_dir, resume=resume, item_emb=item_emb)
-        method_name = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{embedding_mode}")
+            item_emb = load_item_embedding(ds, store, embedding, mode, cfg.model.dim)
+            tag = f"{embedding.split('/', 1)[1].split('@')[0].replace('/', '-')}-{mode}"
+        run_dir = run_folder(request.runs_dir, ds.name, backbone, tag, cfg.config_hash(), f"s{seed}")
+        result = train_srs(split, cfg, run_dir, resume=request.resume, item_emb=item_emb)
+        method_name = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{mode}")
         used_items = embedding if item_emb is not None else None
     rows = result_rows(ds, result.test_rows, method=method_name, backbone=backbone,
                        embedding=used_items, user_embedding=used_users, seed=seed,

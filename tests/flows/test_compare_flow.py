@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import inspect
 import uuid
 from pathlib import Path
 
@@ -87,10 +86,6 @@ def test_compare_grid_rows_table_plot_and_cache(prefect_harness, tmp_path, compa
 
 
 def test_compare_runs_llmesr_and_its_ablations(prefect_harness, tmp_path, compare_store):
-    from flows.srs import train
-
-    if "method" not in inspect.signature(train.fn).parameters:
-        pytest.skip("flows.srs.train has no `method` parameter (LLM-ESR not built)")
     out = _run(tmp_path, compare_store, methods=["llmesr", "llmesr-nodistill"],
                overrides={**TINY, "llmesr.n_neighbours": 3}, concurrency=1)
     assert out["failed"] == []

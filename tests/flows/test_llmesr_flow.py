@@ -11,6 +11,7 @@ import polars as pl
 def test_srs_flow_runs_llmesr_and_its_variants(prefect_harness, tmp_path, synthetic_dataset):
     from embeddings_store import EmbeddingStore, ManifestInput, Producer
     from flows.srs import srs_flow
+    from pipeline.requests import TrainRequest
 
     ds = synthetic_dataset
     store = EmbeddingStore(tmp_path / "store")
@@ -25,8 +26,8 @@ def test_srs_flow_runs_llmesr_and_its_variants(prefect_harness, tmp_path, synthe
                   embedding="items/random", store_root=str(tmp_path / "store"))
     tiny = {"epochs": 1, "model.dim": 16, "model.max_len": 20}
 
-    full = pl.read_parquet(srs_flow(**common, overrides=tiny, method="llmesr",
-                                    user_embedding="users/random"))
+    full = pl.read_parquet(srs_flow(TrainRequest(**common, overrides=tiny, method="llmesr",
+                                    user_embedding="users/random")))
     assert set(full["method"]) == {"llmesr"}
     assert full["embedding"][0].startswith("synthetic/items/random@v")
     assert full["user_embedding"][0].startswith("synthetic/users/random@v")
@@ -34,19 +35,19 @@ def test_srs_flow_runs_llmesr_and_its_variants(prefect_harness, tmp_path, synthe
     ckpt = next(runs.rglob("sasrec-llmesr-random-random-*/last.pt"))
     assert (ckpt.parent / "neighbours.npy").is_file()
 
-    off = pl.read_parquet(srs_flow(**common, overrides={**tiny, "llmesr.distill_weight": 0},
-                                   method="llmesr", user_embedding="users/random"))
+    off = pl.read_parquet(srs_flow(TrainRequest(**common, overrides={**tiny, "llmesr.distill_weight": 0},
+                                   method="llmesr", user_embedding="users/random")))
     assert set(off["method"]) == {"llmesr(distill_weight=0.0)"}
     assert off["user_embedding"].is_null().all()
     assert len(list(runs.rglob("sasrec-llmesr-*/last.pt"))) == 2  # one folder per variant
 
     # Same overrides and items, plain SRS: a different cache entry, not LLM-ESR's rows.
-    plain = pl.read_parquet(srs_flow(**common, overrides=tiny))
+    plain = pl.read_parquet(srs_flow(TrainRequest(**common, overrides=tiny)))
     assert set(plain["method"]) == {"llm-init"} and plain["user_embedding"].is_null().all()
 
     stamp = ckpt.stat().st_mtime_ns
-    again = pl.read_parquet(srs_flow(**common, overrides=tiny, method="llmesr",
-                                     user_embedding="users/random"))
+    again = pl.read_parquet(srs_flow(TrainRequest(**common, overrides=tiny, method="llmesr",
+                                     user_embedding="users/random")))
     assert ckpt.stat().st_mtime_ns == stamp  # served from the task cache
     assert again.drop("seed").equals(full.drop("seed"))
     assert Path(ckpt).parent.name != next(runs.rglob("sasrec-items-random-init-*")).name

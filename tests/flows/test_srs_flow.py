@@ -9,11 +9,12 @@ import polars as pl
 
 def test_srs_flow_trains_reports_and_caches(prefect_harness, tmp_path):
     from flows.srs import srs_flow
+    from pipeline.requests import TrainRequest
 
     kwargs = dict(dataset="synthetic", backbones=["pop", "sasrec"], seeds=[0],
                   overrides={"epochs": 2, "model.dim": 16, "model.max_len": 20},
                   data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"))
-    out = Path(srs_flow(**kwargs))
+    out = Path(srs_flow(TrainRequest(**kwargs)))
     first = pl.read_parquet(out)
     png = out.with_suffix(".png").read_bytes()  # the head/tail plot beside the table
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 5000
@@ -23,7 +24,7 @@ def test_srs_flow_trains_reports_and_caches(prefect_harness, tmp_path):
     ckpt = next(Path(tmp_path / "runs").rglob("last.pt"))
     stamp = ckpt.stat().st_mtime_ns
 
-    second = pl.read_parquet(srs_flow(**kwargs))
+    second = pl.read_parquet(srs_flow(TrainRequest(**kwargs)))
     assert ckpt.stat().st_mtime_ns == stamp  # served from the task cache: no retraining
     assert second.drop("seed").equals(first.drop("seed"))
 
@@ -33,6 +34,7 @@ def test_srs_flow_consumes_a_store_embedding(prefect_harness, tmp_path, syntheti
 
     from embeddings_store import EmbeddingStore, ManifestInput, Producer
     from flows.srs import srs_flow
+    from pipeline.requests import TrainRequest
 
     n = synthetic_dataset.n_items
     store = EmbeddingStore(tmp_path / "store")
@@ -43,10 +45,11 @@ def test_srs_flow_consumes_a_store_embedding(prefect_harness, tmp_path, syntheti
                               producer=Producer(generator="test")))
     rows = []
     for mode in ("init", "frozen_adapter"):
-        out = srs_flow(dataset="synthetic", backbones=["sasrec"], seeds=[0],
-                       overrides={"epochs": 1, "model.dim": 16, "model.max_len": 20},
-                       data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"),
-                       embedding="items/random", embedding_mode=mode, store_root=str(tmp_path / "store"))
+        out = srs_flow(TrainRequest(
+            dataset="synthetic", backbones=["sasrec"], seeds=[0],
+            overrides={"epochs": 1, "model.dim": 16, "model.max_len": 20},
+            data_dir=str(tmp_path / "data"), runs_dir=str(tmp_path / "runs"),
+            embedding="items/random", embedding_mode=mode, store_root=str(tmp_path / "store")))
         rows.append(pl.read_parquet(out))
     assert set(rows[0]["method"]) == {"llm-init"} and set(rows[1]["method"]) == {"llm-frozen_adapter"}
     assert rows[0]["embedding"][0].startswith("synthetic/items/random@v")

@@ -96,6 +96,7 @@ def flow(args: dict) -> dict:
 
     import pipeline.train
     from flows.srs import srs_flow
+    from pipeline.requests import TrainRequest
 
     calls: list[dict] = []
     real = pipeline.train.train_srs
@@ -106,9 +107,10 @@ def flow(args: dict) -> dict:
         return real(split, cfg, run_dir, *a, **k)
 
     pipeline.train.train_srs = recorded
-    state = srs_flow(dataset="synthetic", backbones=["pop", "sasrec"], seeds=[0],
-                     overrides=args["overrides"], data_dir=args["data_dir"],
-                     runs_dir=args["runs_dir"], resume=True, return_state=True)
+    request = TrainRequest(dataset="synthetic", backbones=["pop", "sasrec"], seeds=[0],
+                           overrides=args["overrides"], data_dir=args["data_dir"],
+                           runs_dir=args["runs_dir"], resume=True)
+    state = srs_flow(request, return_state=True)
     results = state.result()
     with get_client(sync_client=True) as client:
         runs = client.read_task_runs(flow_run_filter=FlowRunFilter(

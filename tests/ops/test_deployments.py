@@ -19,7 +19,7 @@ def test_every_deployment_resolves_to_a_flow_with_its_parameters() -> None:
     assert list(resolved) == [s.name for s in dep.SPECS]
     core = resolved["srs-nightly"]
     assert core.flow is not None and core.flow.name == "srs" and core.skipped is None
-    assert core.parameters["backbones"] == ["sasrec", "gru4rec", "bert4rec"]
+    assert core.parameters["request"]["backbones"] == ["sasrec", "gru4rec", "bert4rec"]
     for r in resolved.values():
         if r.flow is not None:  # declared parameters are all taken by the flow
             assert set(r.parameters) <= set(inspect.signature(r.flow.fn).parameters)
@@ -30,14 +30,14 @@ def test_optional_flow_missing_is_skipped_not_fatal(monkeypatch) -> None:
     extra = dep.DeploymentSpec("ghost", "flows.not_written_yet:ghost_flow", "0 0 * * *",
                                {"dataset": "x"}, optional=True)
     fussy = dep.DeploymentSpec("srs-odd", "flows.srs:srs_flow", None,
-                               {"dataset": "synthetic", "no_such_param": 1})
+                               {"request": {"dataset": "synthetic"}, "no_such_param": 1})
     monkeypatch.setattr(dep, "SPECS", (*dep.SPECS[:2], extra, fussy))
     deployments, resolved = dep.build(["srs-nightly", "ghost", "srs-odd"], schedules=False)
     assert [d.name for d in deployments] == ["srs-nightly", "srs-odd"]
     ghost = next(r for r in resolved if r.spec.name == "ghost")
     assert ghost.flow is None and "not importable" in ghost.skipped
     odd = next(r for r in resolved if r.spec.name == "srs-odd")
-    assert odd.parameters == {"dataset": "synthetic"} and "no_such_param" in odd.note
+    assert odd.parameters == {"request": {"dataset": "synthetic"}} and "no_such_param" in odd.note
     assert all(not d.schedules for d in deployments)
     required = dep.DeploymentSpec("broken", "flows.not_written_yet:x", None)
     monkeypatch.setattr(dep, "SPECS", (required,))

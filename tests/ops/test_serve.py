@@ -121,10 +121,10 @@ def test_serve_runs_a_triggered_deployment_to_completion(tmp_path: Path) -> None
                     _api(api, "/deployments/name/srs/srs-nightly")),
                 START_TIMEOUT, serve, serve_log)
             assert deployment["schedules"] == []  # --no-schedules
-            assert deployment["parameters"]["backbones"] == ["sasrec", "gru4rec", "bert4rec"]
+            assert deployment["parameters"]["request"]["backbones"] == ["sasrec", "gru4rec", "bert4rec"]
             # Relative folders: flow runs start in serve's working directory.
-            params = {"dataset": "synthetic", "backbones": ["pop"], "seeds": [0],
-                      "data_dir": "data", "runs_dir": "runs", "store_root": "store"}
+            params = {"request": {"dataset": "synthetic", "backbones": ["pop"], "seeds": [0],
+                                  "data_dir": "data", "runs_dir": "runs", "store_root": "store"}}
             code, run = _api(api, f"/deployments/{deployment['id']}/create_flow_run",
                              {"parameters": params})
             assert code == 201, f"create_flow_run answered {code}"

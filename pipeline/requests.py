@@ -1,0 +1,96 @@
+"""What one `llm4srs train` (or one scheduled `srs` flow run) asks for, as one object.
+
+The CLI builds a `TrainRequest` from its options and calls `checked()` once: names come
+from the registries, overrides become one resolved `TrainConfig` per backbone, stored kinds
+are found and fit the dataset. The checked request goes to the flow whole; the flow and
+`pipeline.runs` read its configs and never load or validate them again. A request that
+arrives unchecked (a deployment's JSON parameters) is checked by the flow, once.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from pipeline.config import TrainConfig
+from pipeline.errors import InputError
+
+
+class TrainRequest(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    dataset: str = "movielens-100k"  # a source, source:PATH, preset or YAML (resolve_dataset)
+    backbones: list[str] = Field(default_factory=lambda: ["sasrec"])
+    seeds: list[int] = Field(default_factory=lambda: [0])
+    overrides: dict[str, Any] = Field(default_factory=dict)  # dotted keys, --config merged in
+    method: str = "srs"  # a stage-2 method (pipeline/methods/registry.py METHODS)
+    embedding: str | None = None  # items/… kind or exact ref; None = ID-only
+    embedding_mode: Literal["init", "frozen_adapter"] = "init"
+    user_embedding: str | None = None  # users/… kind (LLM-ESR's neighbours)
+    store_root: str = "store"
+    data_dir: str = "data"
+    runs_dir: str = "runs"
+    resume: bool = False
+    refresh: bool = False  # train again instead of reusing a cached run
+    # Filled by `checked()`: backbone -> its resolved config (seed not yet applied).
+    configs: dict[str, TrainConfig] = Field(default_factory=dict)
+
+    @property
+    def is_checked(self) -> bool:
+        return set(self.configs) == set(self.backbones)
+
+    def checked(self) -> TrainRequest:
+        """Every check that needs no training, in order (InputError: one line); returns the
+        request with its configs resolved (configs/srs/<backbone>.yaml, then `overrides`)."""
+        from pipeline.config import backbone_names, load_train_config
+        from pipeline.data.config import resolve_dataset
+        from pipeline.methods.registry import METHODS, get_method
+
+        unknown = [b for b in self.backbones if b not in backbone_names()]
+        if unknown or not self.backbones:
+            raise InputError(f"unknown backbone {', '.join(unknown) or '(none)'}; "
+                             f"choose from {', '.join(backbone_names())}")
+        if not self.seeds or len(set(self.seeds)) != len(self.seeds) \
+                or not all(0 <= s < 2**32 for s in self.seeds):
+            raise InputError(f"seeds {self.seeds}: at least one, no repeats, each in 0..2**32-1")
+        method = get_method(self.method)
+        if method.needs_items and self.embedding is None:
+            raise InputError(f"--method {self.method} needs --embeddings (an item kind, "
+                             "e.g. items/semantic-smollm2)")
+        if not method.uses_users and self.user_embedding is not None:
+            users = ", ".join(m.name for m in METHODS.values() if m.uses_users)
+            raise InputError(f"--user-embeddings is only used by --method {users}")
+        data = resolve_dataset(self.dataset)
+        self._check_kinds(data.dataset_name)
+        configs = {b: load_train_config(b, self.overrides, method=self.method)
+                   for b in self.backbones}
+        if self.method == "llmesr" and self.user_embedding is None and any(
+                c.llmesr.distill_weight > 0 for c in configs.values() if c.backbone != "pop"):
+            raise InputError("--method llmesr needs --user-embeddings (a user kind, e.g. "
+                             "users/semantic-smollm2), or --set llmesr.distill_weight=0")
+        if self.embedding is not None:  # it fits the prepared dataset (fingerprint, ids, width)
+            self._check_item_table(data, configs)
+        return self.model_copy(update={"configs": configs})
+
+    def _check_kinds(self, dataset_name: str) -> None:
+        from embeddings_store import EmbeddingStore
+
+        for flag, ref, entity in (("--embeddings", self.embedding, "items/"),
+                                  ("--user-embeddings", self.user_embedding, "users/")):
+            if ref is not None:
+                found = EmbeddingStore(self.store_root).resolve(ref, dataset=dataset_name)
+                if not found.kind.startswith(entity):
+                    raise InputError(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
+
+    def _check_item_table(self, data, configs: dict[str, TrainConfig]) -> None:
+        from embeddings_store import EmbeddingStore
+        from pipeline.data.prepare import prepare_dataset
+        from pipeline.preflight import check_item_embedding
+
+        ds = prepare_dataset(data, Path(self.data_dir))
+        init = self.method == "srs" and self.embedding_mode == "init"
+        dims = [c.model.dim for c in configs.values() if c.backbone != "pop"]
+        check_item_embedding(ds, EmbeddingStore(self.store_root), self.embedding,
+                             max(dims) if init and dims else None)
