@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from pipeline.errors import InputError
 from pipeline.presets import CONFIG_DIR, read_mapping
+
+if TYPE_CHECKING:
+    from pipeline.data.raw import RawData
 
 
 @dataclass(frozen=True)
@@ -21,6 +25,12 @@ class Source:
 
     module: str  # e.g. "pipeline.data.sources.amazon"
     needs_path: bool
+
+    def load(self, cfg: DataConfig, cache_dir: Path) -> RawData:
+        """The raw interactions and item text `cfg` names, read by this source's module."""
+        if cfg.path is not None and not cfg.path.exists():
+            raise InputError(f"{cfg.source}: {cfg.path} does not exist")
+        return importlib.import_module(self.module).load(cfg, cache_dir)
 
 
 # SOURCES: the one list of dataset sources; `register_source` adds one (ARCHITECTURE.md).

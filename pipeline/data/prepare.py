@@ -15,10 +15,9 @@ from pathlib import Path
 import polars as pl
 
 from embeddings_store.atomic import atomic_dir, remove_stale
-from pipeline.data.config import DataConfig
+from pipeline.data.config import SOURCES, DataConfig
 from pipeline.data.dataset import Dataset, fingerprint
 from pipeline.data.raw import RawData
-from pipeline.data.sources import load_raw
 from pipeline.errors import InputError
 
 log = logging.getLogger(__name__)
@@ -36,7 +35,7 @@ def prepare_dataset(cfg: DataConfig, data_dir: Path, force: bool = False) -> Dat
         return Dataset.load(out)
     if out.parent.is_dir():
         remove_stale(out.parent)  # what a killed prepare left behind
-    raw = load_raw(cfg, data_dir / "raw")
+    raw = SOURCES[cfg.source].load(cfg, data_dir / "raw")
     interactions, items, users, dropped = filter_and_remap(raw, cfg)
     meta = {
         "meta_version": META_VERSION,
