@@ -134,7 +134,7 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
 
     ds = Dataset.load(Path(dataset_path))
     cfg = cfg.model_copy(update={"seed": seed})
-    backbone, store, mode = cfg.backbone, EmbeddingStore(request.store_root), request.embedding_mode
+    backbone, mode = cfg.backbone, request.embedding_mode
     split = leave_one_out(ds, neg_seed=cfg.neg_seed)
     used_users = None
     if request.method == "llmesr" and backbone != "pop":
@@ -146,7 +146,8 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
         run_dir = run_folder(request.runs_dir, ds.name, backbone, "llmesr", _tag(embedding),
                              _tag(used_users) if used_users else "nosd", cfg.config_hash(),
                              f"s{seed}")
-        result = train_llmesr(ds, split, cfg, store, embedding, used_users, run_dir,
+        result = train_llmesr(ds, split, cfg, EmbeddingStore(request.store_root), embedding,
+                              used_users, run_dir,
                               resume=request.resume)
         method_name, used_items = cfg.llmesr.variant(), embedding
     else:
@@ -154,7 +155,8 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
 
         item_emb, tag = None, "id"
         if embedding is not None and backbone != "pop":
-            item_emb = load_item_embedding(ds, store, embedding, mode, cfg.model.dim)
+            item_emb = load_item_embedding(ds, EmbeddingStore(request.store_root), embedding,
+                                           mode, cfg.model.dim)
             tag = f"{embedding.split('/', 1)[1].split('@')[0].replace('/', '-')}-{mode}"
         run_dir = run_folder(request.runs_dir, ds.name, backbone, tag, cfg.config_hash(), f"s{seed}")
         result = train_srs(split, cfg, run_dir, resume=request.resume, item_emb=item_emb)
