@@ -1,4 +1,5 @@
-"""Stage 2 flow: prepare → train each (backbone, seed) → results table, plot, artifact.
+"""Stage 2 flow: a checked TrainRequest → train each (backbone, seed) → results table,
+plot, artifact. (Checking the request prepared the dataset.)
 
 Tasks pass paths, hashes and small result rows; training runs are cached on content
 (`pipeline.runs.srs_key`: dataset fingerprint + resolved config + seed + stored inputs), so
@@ -13,7 +14,6 @@ from pathlib import Path
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
 
-from flows.common import prepare
 from pipeline.config import TrainConfig
 from pipeline.data.dataset import Dataset
 from pipeline.plots import head_tail_plot
@@ -45,8 +45,8 @@ def srs_flow(request: TrainRequest) -> str:
     LLM-ESR with `method="llmesr"`); returns the results Parquet path. A request the CLI
     checked arrives with its configs; one from a deployment is checked here, once."""
     if not request.is_checked:
-        request = request.checked()
-    path = prepare(request.dataset, request.data_dir)
+        request = request.checked()  # prepares the dataset, as the CLI's check did
+    path = request.dataset_path
     ds = Dataset.load(Path(path))
     store, emb, uemb = request.store_root, request.embedding, request.user_embedding
     ref = resolve_kind(ds, store, emb, "items") if emb else None

@@ -279,7 +279,22 @@ class _DropUserErrors(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         exc = record.exc_info[1] if record.exc_info else None
-        return not isinstance(exc, self.types)
+        if isinstance(exc, self.types):
+            return False
+        # The "Finished in state Failed(... encountered an exception InputError: …)" line
+        # that follows carries no exception, only its type's name in the message.
+        message = record.getMessage()
+        return not ("Finished in state Failed" in message
+                    and any(f"exception {name}:" in message for name in self._names()))
+
+    def _names(self) -> set[str]:
+        """The user error types' names, subclasses (e.g. DivergedError) included."""
+        names, todo = set(), list(self.types)
+        while todo:
+            t = todo.pop()
+            names.add(t.__name__)
+            todo += t.__subclasses__()
+        return names
 
 
 def quiet_run_logs(types: tuple[type[BaseException], ...]) -> None:

@@ -8,10 +8,15 @@ from pathlib import Path
 import polars as pl
 
 from pipeline.compare import short_kind
-from pipeline.results import to_frame
+from pipeline.results import PROTOCOL_NOTE, to_frame
 
 GROUPS = ("overall", "tail_item", "tail_user")
-PROTOCOLS = ("full", "s100")
+
+
+def protocols(agg: pl.DataFrame) -> list[str]:
+    """`full` first, then the sampled protocols present (`s100` unless n_negatives was set)."""
+    found = list(dict.fromkeys(agg["protocol"].to_list()))
+    return sorted(found, key=lambda p: (p != "full", p))
 KEYS = ["backbone", "method", "kind"]
 METHOD_ORDER = ("pop", "id", "llm-init", "llm-frozen_adapter", "llmesr", "llmesr-nodistill",
                 "llmesr-nocross")
@@ -54,7 +59,7 @@ def aggregate(rows: list[dict] | pl.DataFrame, metric: str = "ndcg@10",
 
 def wide(agg: pl.DataFrame) -> pl.DataFrame:
     """backbone, method, kind, seeds, then `<protocol> <group>` mean and std columns."""
-    cols = [(p, g) for p in PROTOCOLS for g in GROUPS]
+    cols = [(p, g) for p in protocols(agg) for g in GROUPS]
     base = agg.select([*KEYS, "seeds"]).unique(subset=KEYS, maintain_order=True)
     for p, g in cols:
         part = agg.filter(pl.col("protocol") == p, pl.col("group") == g).select(
@@ -67,7 +72,7 @@ def markdown(agg: pl.DataFrame, title: str, metric: str = "ndcg@10",
              notes: list[str] | None = None) -> str:
     """The comparison as a markdown table; the best mean per backbone and column in bold."""
     table = wide(agg)
-    cols = [f"{p} {g}" for p in PROTOCOLS for g in GROUPS if f"{p} {g}" in table.columns]
+    cols = [f"{p} {g}" for p in protocols(agg) for g in GROUPS if f"{p} {g}" in table.columns]
     best = table.group_by("backbone").agg([pl.col(c).max() for c in cols])
     best_of = {r["backbone"]: r for r in best.iter_rows(named=True)}
     head = ["backbone", "method", "item embedding", "seeds",
@@ -83,10 +88,9 @@ def markdown(agg: pl.DataFrame, title: str, metric: str = "ndcg@10",
             text = f"{r[c]:.4f} ± {r[c + ' std']:.4f}"
             cells.append(f"**{text}**" if r[c] == best_of[r["backbone"]][c] else text)
         lines.append("| " + " | ".join(cells) + " |")
-    lines += ["", "`full`: ranked against every item, the user's history masked; `s100`: "
-              "against 100 fixed sampled negatives. Ties broken pessimistically. Tail items: "
-              "the 80% least popular by training popularity; tail users: the 80% with the "
-              "shortest training histories. Model selected on validation full NDCG@10."]
+    lines += ["", f"{PROTOCOL_NOTE} Tail items: the 80% least popular by training popularity; "
+              "tail users: the 80% with the shortest training histories. Model selected on "
+              "validation full NDCG@10."]
     lines += [f"- {n}" for n in notes or []]
     return "\n".join(lines)
 

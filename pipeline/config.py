@@ -53,6 +53,9 @@ class TrainConfig(BaseModel):
     # AVX512-BF16/AMX and on GPUs, same quality on ML-100k. None = where it is fast.
     bf16: bool | None = None
     neg_seed: int = 0  # seed of the fixed sampled-ranking negatives (not the training seed)
+    # Sampled-ranking negatives per user (protocol `s<n>`): items outside the user's whole
+    # sequence, so a catalogue needs n_negatives + the longest history items.
+    n_negatives: int = Field(100, ge=1)
     # LLM-ESR's switches (`--method llmesr`); ignored by the other methods.
     llmesr: LLMESRConfig = LLMESRConfig()
 
@@ -61,6 +64,8 @@ class TrainConfig(BaseModel):
         exclude = {"seed", "threads", "device", "bf16"}
         if self.llmesr == LLMESRConfig():  # default: hashes of runs that predate it unchanged
             exclude.add("llmesr")
+        if self.n_negatives == 100:  # likewise the default protocol, s100
+            exclude.add("n_negatives")
         payload = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 

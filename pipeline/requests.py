@@ -34,12 +34,14 @@ class TrainRequest(BaseModel):
     runs_dir: str = "runs"
     resume: bool = False
     refresh: bool = False  # train again instead of reusing a cached run
-    # Filled by `checked()`: backbone -> its resolved config (seed not yet applied).
+    # Filled by `checked()`: backbone -> its resolved config (seed not yet applied), and
+    # the prepared dataset's folder (preparing is how a dataset file is validated).
     configs: dict[str, TrainConfig] = Field(default_factory=dict)
+    dataset_path: str | None = None
 
     @property
     def is_checked(self) -> bool:
-        return set(self.configs) == set(self.backbones)
+        return set(self.configs) == set(self.backbones) and self.dataset_path is not None
 
     def checked(self) -> TrainRequest:
         """Every check that needs no training, in order (InputError: one line); returns the
@@ -70,9 +72,14 @@ class TrainRequest(BaseModel):
                 c.llmesr.distill_weight > 0 for c in configs.values() if c.backbone != "pop"):
             raise InputError("--method llmesr needs --user-embeddings (a user kind, e.g. "
                              "users/semantic-smollm2), or --set llmesr.distill_weight=0")
+        from pipeline.data.prepare import prepare_dataset
+        from pipeline.split import check_negatives
+
+        ds = prepare_dataset(data, Path(self.data_dir))  # a bad file: one line, nothing kept
         if self.embedding is not None:  # it fits the prepared dataset (fingerprint, ids, width)
-            self._check_item_table(data, configs)
-        return self.model_copy(update={"configs": configs})
+            self._check_item_table(ds, configs)
+        check_negatives(ds, [c.n_negatives for c in configs.values()])
+        return self.model_copy(update={"configs": configs, "dataset_path": str(ds.path)})
 
     def _check_kinds(self, dataset_name: str) -> None:
         from embeddings_store import EmbeddingStore
@@ -84,12 +91,10 @@ class TrainRequest(BaseModel):
                 if not found.kind.startswith(entity):
                     raise InputError(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
 
-    def _check_item_table(self, data, configs: dict[str, TrainConfig]) -> None:
+    def _check_item_table(self, ds, configs: dict[str, TrainConfig]) -> None:
         from embeddings_store import EmbeddingStore
-        from pipeline.data.prepare import prepare_dataset
         from pipeline.preflight import check_item_embedding
 
-        ds = prepare_dataset(data, Path(self.data_dir))
         init = self.method == "srs" and self.embedding_mode == "init"
         dims = [c.model.dim for c in configs.values() if c.backbone != "pop"]
         check_item_embedding(ds, EmbeddingStore(self.store_root), self.embedding,

@@ -45,6 +45,12 @@ def summarize(rows: list[dict], metrics: tuple[str, ...] = SUMMARY_METRICS) -> p
     return wide.select([*keys, "seeds", *[m for m in metrics if m in wide.columns]])
 
 
+# The ranking protocols, as every report states them.
+PROTOCOL_NOTE = ("`full`: ranked against every item, the user's history masked; `s<n>` (`s100` "
+             "unless `--set n_negatives=…`): against n fixed sampled negatives outside the "
+             "user's history. Ties broken pessimistically.")
+
+
 def markdown(rows: list[dict], title: str) -> str:
     """A markdown table of summarize(rows) with the protocol stated under it."""
     table = summarize(rows)
@@ -53,7 +59,6 @@ def markdown(rows: list[dict], title: str) -> str:
     lines = [f"## {title}", "", header, sep]
     for rec in table.iter_rows():
         lines.append("| " + " | ".join("" if v is None else str(v) for v in rec) + " |")
-    lines += ["", "`full`: ranked against every item, the user's history masked; `s100`: against "
-              "100 fixed sampled negatives. Ties broken pessimistically. Mean ± std over seeds; "
-              "test split; model selected on validation full NDCG@10."]
+    lines += ["", f"{PROTOCOL_NOTE} Mean ± std over seeds; test split; model selected on "
+              "validation full NDCG@10."]
     return "\n".join(lines)

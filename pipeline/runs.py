@@ -135,7 +135,7 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     ds = Dataset.load(Path(dataset_path))
     cfg = cfg.model_copy(update={"seed": seed})
     backbone, mode = cfg.backbone, request.embedding_mode
-    split = leave_one_out(ds, neg_seed=cfg.neg_seed)
+    split = leave_one_out(ds, n_neg=cfg.n_negatives, neg_seed=cfg.neg_seed)
     used_users = None
     if request.method == "llmesr" and backbone != "pop":
         from pipeline.methods.llmesr.train import train_llmesr

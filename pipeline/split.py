@@ -8,6 +8,7 @@ seed is scored against the same candidates.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 
 import numpy as np
@@ -64,18 +65,43 @@ def leave_one_out(dataset: Dataset, n_neg: int = 100, neg_seed: int = 0) -> Spli
     )
 
 
+def fewest_unseen(dataset: Dataset) -> tuple[int, int]:
+    """(user id, number of items outside that user's whole sequence), for the user with the
+    fewest: the most sampled negatives the dataset allows."""
+    free = [dataset.n_items - len(np.unique(seq)) for seq in dataset.sequences]
+    u = int(np.argmin(free))
+    return u + 1, free[u]
+
+
+def check_negatives(dataset: Dataset, n_negatives: Iterable[int]) -> None:
+    """One line, before any training, when the catalogue is too small for the sampled
+    protocol: every user needs `n` items outside their sequence."""
+    wanted = max(n_negatives, default=0)
+    if wanted == 0:
+        return
+    user, free = fewest_unseen(dataset)
+    if free < wanted:
+        raise InputError(negatives_message(dataset.name, user, free, wanted))
+
+
+def negatives_message(name: str, user: int, free: int, n_neg: int) -> str:
+    fix = (f"--set n_negatives={free} or fewer" if free > 0
+           else "this catalogue is too small for a sampled protocol")
+    return (f"dataset {name}: user {user} has only {free} items outside their history, fewer "
+            f"than the {n_neg} sampled negatives of protocol s{n_neg}; {fix}")
+
+
 def sample_negatives(
-    seqs: list[np.ndarray], n_items: int, n_neg: int, seed: int
+    seqs: list[np.ndarray], n_items: int, n_neg: int, seed: int, name: str = "dataset"
 ) -> np.ndarray:
     """[U, n_neg] distinct items outside each user's whole sequence (uniform, seeded)."""
+    free = [n_items - len(np.unique(seq)) for seq in seqs]
+    if seqs and min(free) < n_neg:
+        u = int(np.argmin(free))
+        raise InputError(negatives_message(name, u + 1, free[u], n_neg))
     rng = np.random.default_rng(seed)
     out = np.empty((len(seqs), n_neg), dtype=np.int64)
     for u, seq in enumerate(seqs):
-        free = n_items - len(np.unique(seq))
-        if free < n_neg:
-            raise InputError(
-                f"user {u + 1} has only {free} unseen items, fewer than {n_neg} negatives"
-            )
         picked = np.empty(0, dtype=np.int64)
         while len(picked) < n_neg:  # rejection sampling; cheap because free >> len(seq)
             cand = rng.integers(1, n_items + 1, size=2 * n_neg)
@@ -92,7 +118,7 @@ def load_or_sample_negatives(dataset: Dataset, n_neg: int, seed: int) -> np.ndar
     if path.is_file():
         table = pl.read_parquet(path)
         return np.stack(table["negatives"].to_numpy()).astype(np.int64)
-    negs = sample_negatives(dataset.sequences, dataset.n_items, n_neg, seed)
+    negs = sample_negatives(dataset.sequences, dataset.n_items, n_neg, seed, dataset.name)
     table = pl.DataFrame(
         {
             "user_id": np.arange(1, len(negs) + 1, dtype=np.int32),

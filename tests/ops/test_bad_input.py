@@ -273,6 +273,13 @@ def _train_seeds(seeds: str):
     return args
 
 
+def _train_bad_dataset_file(w: World) -> list[str]:
+    cfg = w.root / "mapped.yaml"
+    cfg.write_text(f"source: table\npath: {w.events}\ncolumns:\n  user: customer\n")
+    return ["train", "--dataset", str(cfg), "--data-dir", str(w.data),
+            "--runs-dir", str(w.root / "runs")]
+
+
 def _llmemb_without_text(w: World) -> list[str]:
     return _embed(w, "llmemb", "minilm")
 
@@ -315,6 +322,10 @@ ROWS: list[tuple[str, Callable[[World], list[str]], list[str]]] = [
     ("seeds-negative", _train_seeds("-1"), ["--seeds", "-1", "outside"]),
     ("seeds-too-large", _train_seeds(str(2**32)), ["--seeds", str(2**32), "outside"]),
     ("seeds-repeated", _train_seeds("1,1"), ["--seeds", "repeats"]),
+    # 12 items, 5 in every history: 7 unseen, fewer than the default 100 sampled negatives.
+    ("catalogue-smaller-than-negatives", _train_seeds("0"),
+     ["events", "7 items outside", "s100", "--set n_negatives=7"]),
+    ("train-bad-dataset-file", _train_bad_dataset_file, ["events.csv", "customer"]),
     ("llmemb-without-text", _llmemb_without_text, ["events", "no item text", "llmemb"]),
     ("semantic-without-text", _semantic_without_text, ["events", "--ids-as-text"]),
 ]

@@ -19,7 +19,8 @@ class SasrecId(GeneratorBase):
         from pipeline.methods.sasrec_id.write import write_sasrec_id
         from pipeline.split import leave_one_out
 
-        split = leave_one_out(ctx.dataset, neg_seed=ctx.config.neg_seed)
+        split = leave_one_out(ctx.dataset, n_neg=ctx.config.n_negatives,
+                              neg_seed=ctx.config.neg_seed)
         ref = write_sasrec_id(ctx.dataset, split, ctx.config, ctx.run_dir, ctx.store, ctx.resume)
         return {ref.kind: str(ref)}
 
