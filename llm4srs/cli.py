@@ -34,6 +34,7 @@ from llm4srs.options import (
     print_rows,
     usage_error,
 )
+from llm4srs.prefect_server import run_flow
 
 env.configure()
 
@@ -110,7 +111,7 @@ def train(
 
     from flows.srs import srs_flow
 
-    out = srs_flow(request)
+    out = run_flow(srs_flow, request)
     print_rows(out, as_json, "test results")
 
 
@@ -175,7 +176,7 @@ def embed(
 
     from flows.embeddings import embeddings_flow
 
-    refs = embeddings_flow(dataset=dataset, generators=chosen, configs=configs,
+    refs = run_flow(embeddings_flow, dataset=dataset, generators=chosen, configs=configs,
                            llm=llm.model_dump(mode="json"), refresh=force,
                            data_dir=str(data_dir), store_root=str(store), runs_dir=str(runs_dir),
                            shards=shards, task_runner=task_runner, runner_address=runner_address,
@@ -232,7 +233,7 @@ def e4srec(
 
     from flows.e4srec import e4srec_flow
 
-    out = e4srec_flow(dataset=dataset, llm=spec.model_dump(mode="json"), seeds=seed_list,
+    out = run_flow(e4srec_flow, dataset=dataset, llm=spec.model_dump(mode="json"), seeds=seed_list,
                       overrides=overrides, data_dir=str(data_dir), runs_dir=str(runs_dir),
                       store_root=str(store), resume=resume)
     print_rows(out, as_json, "E4SRec test results")

@@ -22,6 +22,7 @@ from llm4srs.options import (
     parse_sets,
     usage_error,
 )
+from llm4srs.prefect_server import run_flow
 
 
 def compare(
@@ -84,7 +85,7 @@ def compare(
 
     from flows.compare import compare_flow
 
-    out = compare_flow(dataset=dataset, backbones=chosen_backbones, seeds=seed_list,
+    out = run_flow(compare_flow, dataset=dataset, backbones=chosen_backbones, seeds=seed_list,
                        kinds=kind_list, methods=chosen, store_root=str(store),
                        runs_dir=str(runs_dir), data_dir=str(data_dir),
                        overrides=overrides or None, concurrency=concurrency)
