@@ -122,8 +122,8 @@ class KindDir:
             data = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             return {}
-        except (OSError, json.JSONDecodeError) as e:
-            raise StoreError(f"{path}: unreadable tags file ({e})") from e
+        except (OSError, json.JSONDecodeError, RecursionError) as e:
+            raise StoreError(f"{path}: unreadable tags file ({type(e).__name__})") from e
         if not isinstance(data, dict) or not all(isinstance(v, str) for v in data.values()):
             raise StoreError(f"{path}: tags file is not a {{tag: version}} object")
         return dict(data)

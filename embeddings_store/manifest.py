@@ -139,8 +139,8 @@ def load_manifest(path: Path) -> Manifest:
         raw = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError as e:
         raise StoreError(f"{path}: manifest not found") from e
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
-        raise StoreError(f"{path}: unreadable manifest ({e})") from e
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as e:
+        raise StoreError(f"{path}: unreadable manifest ({str(e).splitlines()[0] or type(e).__name__})") from e
     if not isinstance(raw, dict):
         raise StoreError(f"{path}: manifest is not a JSON object")
     version = raw.get("schema_version")

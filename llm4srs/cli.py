@@ -29,6 +29,7 @@ from llm4srs.options import (
     SetOpt,
     StoreOpt,
     csv_list,
+    output_folder,
     parse_seeds,
     parse_sets,
     print_rows,
@@ -123,7 +124,7 @@ def embed(
     model: ModelOpt = "smollm2",
     set_: Annotated[list[str], typer.Option("--set", help="SASRec override for sasrec-id, e.g. --set epochs=50")] = [],  # noqa: B006
     data_dir: DataDirOpt = Path("data"),
-    runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators")] = Path("runs"),
+    runs_dir: Annotated[Path, typer.Option(help="checkpoints of the generators", callback=output_folder)] = Path("runs"),
     scft_steps: Annotated[int | None, typer.Option(help="cap on SCFT optimizer steps (CPU default 60)")] = None,
     tslrec_steps: Annotated[int | None, typer.Option(help="cap on TSLRec SFT steps (CPU default 80, of 8 users)")] = None,
     tslrec_mode: Annotated[str | None, typer.Option(help="TSLRec input: auto | text (titles) | ids (item_<id>, limited text)")] = None,

@@ -2,17 +2,44 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
+
+def output_folder(value: Path | None) -> Path | None:
+    """A folder option the command writes under: refused up front (one line) when it, or a
+    parent on the way to it, is a file, or when the nearest existing folder is read-only."""
+    if value is None:
+        return value
+    try:
+        target = value.expanduser().absolute()
+        probe = target
+        while not probe.exists() and not probe.is_symlink() and probe != probe.parent:
+            probe = probe.parent
+    except OSError as e:  # a name too long …
+        raise typer.BadParameter(f"{value}: {e.strerror or e}") from None
+    if probe.is_symlink() and not probe.exists():
+        raise typer.BadParameter(f"{value}: {probe} is a broken or looping symlink")
+    if not probe.is_dir():
+        what = "is a file" if probe == target else f"cannot be made: {probe} is a file"
+        raise typer.BadParameter(f"{value} {what}, not a folder")
+    if not os.access(probe, os.W_OK | os.X_OK):
+        raise typer.BadParameter(f"{value}: {probe} is not writable")
+    return value
+
+
 DatasetOpt = Annotated[str, typer.Option(
     "--dataset", "-d", help="movielens-100k | source:PATH (lcrec, amazon, yelp, movielens-1m, "
     "table) | a preset in configs/datasets | a YAML file")]
-DataDirOpt = Annotated[Path, typer.Option(help="where raw and prepared datasets live")]
-StoreOpt = Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root")]
-RunsDirOpt = Annotated[Path, typer.Option(help="checkpoints and result tables")]
+DataDirOpt = Annotated[Path, typer.Option(help="where raw and prepared datasets live",
+                                          callback=output_folder)]
+StoreOpt = Annotated[Path, typer.Option(envvar="LLM4SRS_STORE", help="embeddings store root",
+                                        callback=output_folder)]
+RunsDirOpt = Annotated[Path, typer.Option(help="checkpoints and result tables",
+                                          callback=output_folder)]
 ModelOpt = Annotated[str, typer.Option(
     help="LLM: a packaged one (smollm2, minilm), a Hugging Face id, a local folder or a .gguf file")]
 SeedsOpt = Annotated[str, typer.Option(help="comma list of training seeds")]
@@ -49,6 +76,8 @@ def parse_sets(sets: list[str]) -> dict:
             out[key] = json.loads(raw)
         except json.JSONDecodeError:
             out[key] = raw
+        except RecursionError:
+            raise usage_error(f"--set {key}: value nested too deeply") from None
     return out
 
 

@@ -17,6 +17,7 @@ import numpy as np
 import typer
 
 from embeddings_store import EmbeddingStore, StoreError
+from llm4srs.options import output_folder
 
 app = typer.Typer(
     help="Inspect and manage the embeddings store (versions, tags, search).",
@@ -269,7 +270,7 @@ def import_vectors(
     ids: Annotated[str, typer.Option(help="raw: the source's item ids | internal: prepared ids 1..N.")] = "raw",
     id_column: Annotated[str, typer.Option(help="Column of item ids.")] = "id",
     vector_column: Annotated[str, typer.Option(help="Column of vectors (list of floats).")] = "vector",
-    data_dir: Annotated[Path, typer.Option(help="Where raw and prepared datasets live.")] = Path("data"),
+    data_dir: Annotated[Path, typer.Option(help="Where raw and prepared datasets live.", callback=output_folder)] = Path("data"),
     root: RootOpt = DEFAULT_ROOT,
 ) -> None:
     """Write item vectors made elsewhere as a new version (validated against the dataset)."""

@@ -26,6 +26,8 @@ def read_mapping(path: Path, label: str = "config") -> dict:
         raise InputError(f"{label} {path} does not exist")
     try:
         data = yaml.safe_load(path.read_text())
+    except RecursionError:
+        raise InputError(f"{label} {path}: nested too deeply to read") from None
     except yaml.YAMLError as e:
         where = getattr(e, "problem_mark", None)
         at = f" (line {where.line + 1})" if where is not None else ""

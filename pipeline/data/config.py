@@ -87,6 +87,16 @@ class DataConfig(BaseModel):
     category: str | None = None  # amazon: the category name in the file names
     synthetic: dict[str, int | float] = Field(default_factory=dict)  # synthetic generator args
 
+    @field_validator("path")
+    @classmethod
+    def _path_resolves(cls, v: Path | None) -> Path | None:
+        if v is not None:
+            try:
+                v.resolve()
+            except (RuntimeError, OSError) as e:  # RuntimeError: a symlink loop (Python 3.11)
+                raise ValueError(f"{v}: cannot be followed ({e})") from None
+        return v
+
     @field_validator("name")
     @classmethod
     def _name_is_a_folder_name(cls, v: str | None) -> str | None:
@@ -147,7 +157,11 @@ def _from_yaml(path: Path) -> DataConfig:
     if data.get("path") is not None and not Path(data["path"]).expanduser().is_absolute():
         preset = path.resolve().parent == PRESET_DIR.resolve()
         base = PRESET_DIR.parents[1] if preset else path.resolve().parent
-        data["path"] = str((base / Path(data["path"]).expanduser()).resolve())
+        joined = base / Path(data["path"]).expanduser()
+        try:
+            data["path"] = str(joined.resolve())
+        except (RuntimeError, OSError):  # a symlink loop: DataConfig names it in one line
+            data["path"] = str(joined)
     return DataConfig(**data)
 
 

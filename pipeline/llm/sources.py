@@ -92,8 +92,22 @@ def _hub_snapshot(repo_id: str) -> Path:
     return Path(folder)
 
 
+def _read_json(path: Path) -> dict | list:
+    """A model folder's JSON file, or one ModelLoadError line naming it."""
+    try:
+        data = json.loads(path.read_bytes())
+    except (ValueError, RecursionError) as e:
+        why = str(e).splitlines()[0] if isinstance(e, ValueError) else "nested too deeply"
+        raise ModelLoadError(f"{path}: not valid JSON ({why})") from None
+    if not isinstance(data, dict | list):
+        raise ModelLoadError(f"{path}: expected a JSON object, got {type(data).__name__}")
+    return data
+
+
 def _kind_from_config(folder: Path) -> Kind:
-    cfg = json.loads((folder / "config.json").read_text())
+    cfg = _read_json(folder / "config.json")
+    if not isinstance(cfg, dict):
+        raise ModelLoadError(f"{folder / 'config.json'}: expected a JSON object")
     archs = cfg.get("architectures") or []
     causal = any(a.endswith(("ForCausalLM", "LMHeadModel")) for a in archs)
     return "causal" if causal and not cfg.get("is_encoder_decoder") else "encoder"
@@ -103,7 +117,7 @@ def _folder(folder: Path, model_id: str) -> ResolvedSource:
     """A local folder: sentence-transformers (modules.json) or a plain transformers one."""
     modules = folder / "modules.json"
     if modules.is_file():
-        entries = json.loads(modules.read_text())
+        entries = _read_json(modules)
         tf = next((e for e in entries if e["type"].endswith("Transformer")), None)
         if tf is None:
             raise ModelLoadError(f"sentence-transformers folder {folder} has no Transformer module")
@@ -111,7 +125,7 @@ def _folder(folder: Path, model_id: str) -> ResolvedSource:
         pooling = None
         pool = next((e for e in entries if e["type"].endswith("Pooling")), None)
         if pool is not None and (folder / pool["path"] / "config.json").is_file():
-            pcfg = json.loads((folder / pool["path"] / "config.json").read_text())
+            pcfg = _read_json(folder / pool["path"] / "config.json")
             for mode, key in (("mean", "pooling_mode_mean_tokens"), ("last", "pooling_mode_lasttoken"),
                               ("cls", "pooling_mode_cls_token")):
                 if pcfg.get(key):
@@ -120,7 +134,7 @@ def _folder(folder: Path, model_id: str) -> ResolvedSource:
         max_len = None
         sbert = inner / "sentence_bert_config.json"
         if sbert.is_file():
-            max_len = json.loads(sbert.read_text()).get("max_seq_length")
+            max_len = _read_json(sbert).get("max_seq_length")
         if not (inner / "config.json").is_file():
             raise ModelLoadError(f"sentence-transformers folder {inner} has no config.json")
         return ResolvedSource("st", "encoder", inner, model_id, None, pooling, max_len)

@@ -280,6 +280,31 @@ def _train_bad_dataset_file(w: World) -> list[str]:
             "--runs-dir", str(w.root / "runs")]
 
 
+def _runs_dir_is_a_file(w: World) -> list[str]:
+    (w.root / "runs-file").write_text("not a folder")
+    return ["train", *w.common(), "--runs-dir", str(w.root / "runs-file")]
+
+
+def _data_dir_under_a_file(w: World) -> list[str]:
+    (w.root / "plain").write_text("not a folder")
+    return ["prepare", "--dataset", w.spec, "--data-dir", str(w.root / "plain" / "data")]
+
+
+def _symlink_loop_dataset(w: World) -> list[str]:
+    (w.root / "loop-a").symlink_to(w.root / "loop-b")
+    (w.root / "loop-b").symlink_to(w.root / "loop-a")
+    return ["prepare", "--dataset", f"table:{w.root / 'loop-a'}", "--data-dir", str(w.data)]
+
+
+def _deeply_nested_json(w: World) -> list[str]:
+    folder = w.root / "lcrec"
+    folder.mkdir()
+    deep = '{"a":' * 200_000 + "1" + "}" * 200_000
+    (folder / "Deep.inter.json").write_text(deep)
+    (folder / "Deep.item.json").write_text("{}")
+    return ["prepare", "--dataset", f"lcrec:{folder}", "--data-dir", str(w.data)]
+
+
 def _llmemb_without_text(w: World) -> list[str]:
     return _embed(w, "llmemb", "minilm")
 
@@ -326,6 +351,10 @@ ROWS: list[tuple[str, Callable[[World], list[str]], list[str]]] = [
     ("catalogue-smaller-than-negatives", _train_seeds("0"),
      ["events", "7 items outside", "s100", "--set n_negatives=7"]),
     ("train-bad-dataset-file", _train_bad_dataset_file, ["events.csv", "customer"]),
+    ("runs-dir-is-a-file", _runs_dir_is_a_file, ["--runs-dir", "runs-file", "is a file"]),
+    ("data-dir-under-a-file", _data_dir_under_a_file, ["--data-dir", "plain", "is a file"]),
+    ("dataset-symlink-loop", _symlink_loop_dataset, ["loop-a", "Symlink loop"]),
+    ("deeply-nested-json", _deeply_nested_json, ["Deep.inter.json", "nested too deeply"]),
     ("llmemb-without-text", _llmemb_without_text, ["events", "no item text", "llmemb"]),
     ("semantic-without-text", _semantic_without_text, ["events", "--ids-as-text"]),
 ]

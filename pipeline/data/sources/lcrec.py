@@ -68,6 +68,8 @@ def _read_object(path: Path) -> dict[str, Any]:
         data = json.loads(path.read_bytes())
     except (UnicodeDecodeError, ValueError) as e:
         raise InputError(f"{path}: not valid JSON ({str(e).splitlines()[0]})") from None
+    except RecursionError:
+        raise InputError(f"{path}: JSON nested too deeply to read") from None
     if not isinstance(data, dict):
         raise InputError(
             f"{path}: expected a JSON object keyed by index, got {type(data).__name__}"
