@@ -354,7 +354,7 @@ def main() -> None:
 
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     user_errors = (InputError, StoreError, ModelLoadError)
-    quiet_run_logs(user_errors)
+    quiet_run_logs((*user_errors, OSError))  # OSError: the environment (disk full, …), one line
     command = next((a for a in sys.argv[1:] if not a.startswith("-")), "")
     with CommandLog(command) as log, _exit_on_termination():
         try:

@@ -109,9 +109,23 @@ def owned_server() -> Iterator[str | None]:
         with temporary_settings(updates={PREFECT_API_URL: url}):
             yield url
     finally:
+        _drain_to(url)
         os.environ.pop("PREFECT_API_URL", None)
         stop(proc)
         log.close()
+
+
+def _drain_to(url: str) -> None:
+    """Send the run logs and events still queued in background workers while the server is
+    up (else they fail later, printing "Error logging to API" after the command's own
+    output)."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogHandler
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        APILogHandler().flush()
+        EventsWorker.drain_all(timeout=5)
 
 
 def run_flow(flow, *args, **kwargs):

@@ -2,23 +2,47 @@
 
 from __future__ import annotations
 
+import errno
+import os
+import pickle
 import random
+import shutil
 from pathlib import Path
 
 import numpy as np
 import torch
 
 from embeddings_store.atomic import atomic_path
+from pipeline.errors import InputError
+
+MIN_FREE_BYTES = 64 << 20  # less than this left beside a failed write: the disk is full
 
 
 def save(path: Path, state: dict) -> None:
-    """Write aside then rename, so a kill mid-write leaves the previous checkpoint intact."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
+    """Write aside then rename, so a kill mid-write leaves the previous checkpoint intact.
+    A full disk is an OSError naming the file, whatever torch raised (it raises
+    RuntimeError from its zip writer)."""
+    try:
+        with atomic_path(path) as tmp:
+            torch.save(state, tmp)
+    except RuntimeError as e:
+        free = shutil.disk_usage(path.parent).free if path.parent.is_dir() else -1
+        code = errno.ENOSPC if 0 <= free < MIN_FREE_BYTES else errno.EIO
+        raise OSError(code, f"{os.strerror(code)} while writing a checkpoint "
+                            f"({str(e).splitlines()[0]})", str(path)) from None
 
 
 def load(path: Path, device: torch.device | str = "cpu") -> dict:
-    return torch.load(path, map_location=device, weights_only=True)
+    """A checkpoint, or one InputError line naming the file when it is truncated or not a
+    checkpoint (a run killed while something else wrote there, a copy cut short)."""
+    try:
+        return torch.load(path, map_location=device, weights_only=True)
+    except FileNotFoundError:
+        raise
+    except (RuntimeError, EOFError, OSError, ValueError, pickle.UnpicklingError) as e:
+        why = str(e).splitlines()[0] if str(e) else type(e).__name__
+        raise InputError(f"checkpoint {path} is unreadable ({why[:160]}); delete it, or run "
+                         "without --resume, to start that run over") from None
 
 
 def rng_state(gen: torch.Generator) -> dict:

@@ -137,7 +137,7 @@ def train_scft(st_model, ids: np.ndarray, pairs: list[Pairs], cfg: ScftConfig, r
     last = last_checkpoint(ckpt_dir) if resume else None
     if last is not None and (last / TAU_FILE).is_file():
         with torch.no_grad():
-            loss.loss.tau.copy_(torch.load(last / TAU_FILE, weights_only=True)["tau"])
+            loss.loss.tau.copy_(checkpoint.load(last / TAU_FILE)["tau"])
         log.info("SCFT resumes from %s", last)
     trainer.train(resume_from_checkpoint=str(last) if last is not None else None)
     losses = [float(r["loss"]) for r in trainer.state.log_history if "loss" in r]
