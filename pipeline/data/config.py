@@ -108,6 +108,15 @@ class DataConfig(BaseModel):
     def _path_when_needed(self) -> DataConfig:
         if SOURCES[self.source].needs_path and self.path is None:
             raise ValueError(f"source {self.source!r} needs a path (use '{self.source}:PATH')")
+        from embeddings_store.layout import NAME_RE
+
+        name = self.dataset_name  # also the store's dataset folder: the same rule, checked now
+        if not NAME_RE.fullmatch(name):
+            origin = ("name" if self.name or self.path is None
+                      else f"taken from the file name {self.path.name!r}")
+            raise ValueError(f"dataset name {name!r} ({origin}) must be 1-128 letters, digits, "
+                             "'.', '_', '+' or '-', starting with a letter or digit; set "
+                             "`name:` in a dataset YAML")
         return self
 
     @property

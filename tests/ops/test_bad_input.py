@@ -305,6 +305,12 @@ def _deeply_nested_json(w: World) -> list[str]:
     return ["prepare", "--dataset", f"lcrec:{folder}", "--data-dir", str(w.data)]
 
 
+def _dataset_name_the_store_refuses(w: World) -> list[str]:
+    odd = w.root / "my events.csv"
+    odd.write_bytes(w.events.read_bytes())
+    return ["prepare", "--dataset", f"table:{odd}", "--data-dir", str(w.data)]
+
+
 def _llmemb_without_text(w: World) -> list[str]:
     return _embed(w, "llmemb", "minilm")
 
@@ -355,6 +361,9 @@ ROWS: list[tuple[str, Callable[[World], list[str]], list[str]]] = [
     ("data-dir-under-a-file", _data_dir_under_a_file, ["--data-dir", "plain", "is a file"]),
     ("dataset-symlink-loop", _symlink_loop_dataset, ["loop-a", "Symlink loop"]),
     ("deeply-nested-json", _deeply_nested_json, ["Deep.inter.json", "nested too deeply"]),
+    # prepare accepted this name, then `store import`/`embed` refused it after the work
+    ("dataset-name-the-store-refuses", _dataset_name_the_store_refuses,
+     ["'my events'", "my events.csv", "name:"]),
     ("llmemb-without-text", _llmemb_without_text, ["events", "no item text", "llmemb"]),
     ("semantic-without-text", _semantic_without_text, ["events", "--ids-as-text"]),
 ]
