@@ -34,11 +34,11 @@ from pipeline.compare import (
 )
 from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
 from pipeline.config import load_train_config
-from pipeline.data.dataset import Dataset
+from pipeline.data.dataset import Dataset, read_meta
 from pipeline.plots import compare_plot
 from pipeline.requests import TrainRequest
 from pipeline.results import write_table
-from pipeline.runs import results_path
+from pipeline.runs import results_path, run_dir_of
 
 
 def supports_llmesr() -> bool:
@@ -55,9 +55,13 @@ def _train(cell: Cell, dataset_path: str, runs_dir: str, store_root: str, submit
                            embedding=cell.embedding, user_embedding=cell.user_embedding,
                            store_root=store_root, runs_dir=runs_dir)
     cfg = load_train_config(cell.backbone, cell.overrides, method=cell.train_method)
-    call = train.submit if submit else train
-    return call(dataset_path, cfg, cell.seed, request, cell.embedding,
-                cell.user_embedding if cell.train_method != "srs" else None)
+    users = cell.user_embedding if cell.train_method != "srs" else None
+    # A cached result whose run folder was deleted is stale: train again.
+    name = read_meta(Path(dataset_path))["name"]
+    gone = not run_dir_of(name, cfg, cell.seed, request, cell.embedding, users).is_dir()
+    task = train.with_options(refresh_cache=gone)
+    call = task.submit if submit else task
+    return call(dataset_path, cfg, cell.seed, request, cell.embedding, users)
 
 
 def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: str,

@@ -19,7 +19,7 @@ from pipeline.data.dataset import Dataset
 from pipeline.plots import head_tail_plot
 from pipeline.requests import TrainRequest
 from pipeline.results import markdown, write_table
-from pipeline.runs import results_path, srs_key, train_one
+from pipeline.runs import results_path, run_dir_of, srs_key, train_one
 from pipeline.store_io import resolve_kind
 
 
@@ -54,8 +54,11 @@ def srs_flow(request: TrainRequest) -> str:
     rows: list[dict] = []
     for backbone in request.backbones:
         for seed in request.seeds:
-            rows += train.with_options(refresh_cache=request.refresh)(
-                path, request.configs[backbone], seed, request, ref, uref)
+            cfg = request.configs[backbone]
+            # A cached result whose run folder was deleted is stale: train again.
+            gone = not run_dir_of(ds.name, cfg, seed, request, ref, uref).is_dir()
+            rows += train.with_options(refresh_cache=request.refresh or gone)(
+                path, cfg, seed, request, ref, uref)
     out = write_table(rows, results_path(request.runs_dir, ds.name))
     plot = head_tail_plot(rows, out.with_suffix(".png"), title=f"{ds.name}: full NDCG@10 by group")
     get_run_logger().info("results %s, head/tail plot %s", out, plot)

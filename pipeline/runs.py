@@ -115,6 +115,22 @@ def srs_key(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainReques
     return f"{key}-{Path(request.runs_dir).resolve()}"
 
 
+def run_dir_of(dataset_name: str, cfg: TrainConfig, seed: int, request: TrainRequest,
+               embedding: str | None, user_embedding: str | None) -> Path:
+    """The run folder of one stage-2 run (its checkpoints): named by backbone, method, stored
+    inputs, config hash and seed."""
+    backbone, runs_dir = cfg.backbone, request.runs_dir
+    if request.method == "llmesr" and backbone != "pop":
+        users = user_embedding if cfg.llmesr.distill_weight > 0 else None
+        return run_folder(runs_dir, dataset_name, backbone, "llmesr", _tag(embedding or "-/-"),
+                          _tag(users) if users else "nosd", cfg.config_hash(), f"s{seed}")
+    tag = "id"
+    if embedding is not None and backbone != "pop":
+        kind = embedding.split("/", 1)[1].split("@")[0].replace("/", "-")
+        tag = f"{kind}-{request.embedding_mode}"
+    return run_folder(runs_dir, dataset_name, backbone, tag, cfg.config_hash(), f"s{seed}")
+
+
 def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequest,
               embedding: str | None = None, user_embedding: str | None = None
               ) -> tuple[list[dict], str]:
@@ -136,6 +152,7 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     cfg = cfg.model_copy(update={"seed": seed})
     backbone, mode = cfg.backbone, request.embedding_mode
     split = leave_one_out(ds, n_neg=cfg.n_negatives, neg_seed=cfg.neg_seed)
+    run_dir = run_dir_of(ds.name, cfg, seed, request, embedding, user_embedding)
     used_users = None
     if request.method == "llmesr" and backbone != "pop":
         from pipeline.methods.llmesr.train import train_llmesr
@@ -143,22 +160,16 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
         if embedding is None:
             raise InputError("method llmesr needs an item embedding (items/…)")
         used_users = user_embedding if cfg.llmesr.distill_weight > 0 else None
-        run_dir = run_folder(request.runs_dir, ds.name, backbone, "llmesr", _tag(embedding),
-                             _tag(used_users) if used_users else "nosd", cfg.config_hash(),
-                             f"s{seed}")
         result = train_llmesr(ds, split, cfg, EmbeddingStore(request.store_root), embedding,
-                              used_users, run_dir,
-                              resume=request.resume)
+                              used_users, run_dir, resume=request.resume)
         method_name, used_items = cfg.llmesr.variant(), embedding
     else:
         from pipeline.methods.llm_init.table import load_item_embedding
 
-        item_emb, tag = None, "id"
+        item_emb = None
         if embedding is not None and backbone != "pop":
             item_emb = load_item_embedding(ds, EmbeddingStore(request.store_root), embedding,
                                            mode, cfg.model.dim)
-            tag = f"{embedding.split('/', 1)[1].split('@')[0].replace('/', '-')}-{mode}"
-        run_dir = run_folder(request.runs_dir, ds.name, backbone, tag, cfg.config_hash(), f"s{seed}")
         result = train_srs(split, cfg, run_dir, resume=request.resume, item_emb=item_emb)
         method_name = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{mode}")
         used_items = embedding if item_emb is not None else None

@@ -72,13 +72,18 @@ class Dataset:
         return np.split(ids, bounds)
 
 
-def read_fingerprint(path: Path) -> str:
-    """The content fingerprint of a prepared dataset from its meta.json alone (cheap: for
-    cache keys, without loading the Parquet files)."""
+def read_meta(path: Path) -> dict:
+    """A prepared dataset's meta.json alone (cheap: for cache keys and run folder names,
+    without loading the Parquet files)."""
     meta = path / "meta.json"
     if not meta.is_file():
         raise InputError(f"prepared dataset {path} lacks meta.json")
-    return json.loads(meta.read_text())["fingerprint"]
+    return json.loads(meta.read_text())
+
+
+def read_fingerprint(path: Path) -> str:
+    """The content fingerprint of a prepared dataset (from its meta.json)."""
+    return read_meta(path)["fingerprint"]
 
 
 def fingerprint(interactions: pl.DataFrame, items: pl.DataFrame) -> str:

@@ -28,6 +28,15 @@ def test_srs_flow_trains_reports_and_caches(prefect_harness, tmp_path):
     assert ckpt.stat().st_mtime_ns == stamp  # served from the task cache: no retraining
     assert second.drop("seed").equals(first.drop("seed"))
 
+    # The run folder deleted: the cached rows would cite checkpoints that are gone, so the
+    # run trains again (same numbers) instead of answering from the cache.
+    import shutil
+
+    shutil.rmtree(ckpt.parent)
+    third = pl.read_parquet(srs_flow(TrainRequest(**kwargs)))
+    assert ckpt.is_file()
+    assert third.drop("seed", "train_seconds").equals(first.drop("seed", "train_seconds"))
+
 
 def test_srs_flow_consumes_a_store_embedding(prefect_harness, tmp_path, synthetic_dataset):
     import numpy as np
