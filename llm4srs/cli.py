@@ -164,13 +164,17 @@ def embed(
     from pipeline.data.prepare import prepare_dataset
     from pipeline.llm import LLMSpec, check_source
     from pipeline.preflight import check_text_for
+    from pipeline.split import check_negatives
 
     llm = LLMSpec(source=model)
-    for name in order:  # every config valid before any flow starts
-        get_generator(name).load_config(configs.get(name, {}), llm)
+    # every config valid before any flow starts
+    loaded = {name: get_generator(name).load_config(configs.get(name, {}), llm) for name in order}
     if any(get_generator(name).uses_llm for name in order):
         check_source(llm)  # found offline, a GGUF readable and supported: before any flow
-    check_text_for(prepare_dataset(resolve_dataset(dataset), data_dir), order, ids_as_text)
+    prepared = prepare_dataset(resolve_dataset(dataset), data_dir)
+    check_text_for(prepared, order, ids_as_text)
+    check_negatives(prepared, [getattr(get_generator(n), "negatives", lambda c: 0)(loaded[n])
+                               for n in order])  # those that evaluate: the catalogue allows it
     from flows.sharding import check_runner
 
     check_runner(task_runner)  # unknown name or missing extra: one line, before any flow

@@ -8,8 +8,9 @@ seed is scored against the same candidates.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 import polars as pl
@@ -24,8 +25,15 @@ class Split:
     train: list[np.ndarray]  # [U][len_u - 2] int64, element u-1 ↔ user u
     valid: np.ndarray  # [U] int64 item ids
     test: np.ndarray  # [U] int64 item ids
-    negatives: np.ndarray  # [U, n_neg] int64, never items of the user's full sequence
     n_items: int
+    # The sampled-ranking negatives, drawn (or read) on first use only: a generator that
+    # never evaluates (semantic, TSLRec) works on a catalogue too small for them.
+    negatives_of: Callable[[], np.ndarray] = field(repr=False, compare=False)
+
+    @cached_property
+    def negatives(self) -> np.ndarray:
+        """[U, n_neg] int64, never items of the user's full sequence."""
+        return self.negatives_of()
 
     @property
     def n_users(self) -> int:
@@ -55,13 +63,12 @@ def leave_one_out(dataset: Dataset, n_neg: int = 100, neg_seed: int = 0) -> Spli
     short = sum(len(s) < 3 for s in seqs)
     if short:
         raise InputError(f"{dataset.path}: {short} users have < 3 interactions; re-prepare it")
-    negatives = load_or_sample_negatives(dataset, n_neg, neg_seed)
     return Split(
         train=[s[:-2] for s in seqs],
         valid=np.array([s[-2] for s in seqs], dtype=np.int64),
         test=np.array([s[-1] for s in seqs], dtype=np.int64),
-        negatives=negatives,
         n_items=dataset.n_items,
+        negatives_of=lambda: load_or_sample_negatives(dataset, n_neg, neg_seed),
     )
 
 

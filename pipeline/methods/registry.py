@@ -71,6 +71,11 @@ class GeneratorBase:
     needs_text = False
     uses_llm = False
 
+    def negatives(self, config: BaseModel) -> int:
+        """Sampled-ranking negatives per user its evaluation draws (0: it does not evaluate);
+        the CLI checks the catalogue allows them before any flow starts."""
+        return 0
+
     def load_config(self, overrides: dict[str, Any], llm: LLMSpec | None) -> BaseModel:
         from pipeline.presets import validate
 

@@ -20,7 +20,7 @@ def test_a_truncated_checkpoint_is_one_line_naming_the_file(tmp_path: Path) -> N
     with pytest.raises(InputError, match=r"checkpoint .*last\.pt is unreadable .*without --resume"):
         checkpoint.load(path)
     path.write_bytes(b"")
-    with pytest.raises(InputError, match="last.pt is unreadable"):
+    with pytest.raises(InputError, match=r"last\.pt is unreadable"):
         checkpoint.load(path)
     with pytest.raises(FileNotFoundError):
         checkpoint.load(tmp_path / "never.pt")

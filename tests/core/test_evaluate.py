@@ -53,7 +53,7 @@ def test_padding_never_counts_and_repeat_target_is_still_ranked():
 def _toy_split() -> Split:
     train = [np.array([1, 2, 3]), np.array([1, 2]), np.array([1, 4, 5, 2])]
     return Split(train=train, valid=np.array([4, 3, 3]), test=np.array([5, 5, 6]),
-                 negatives=np.array([[6, 7], [6, 7], [3, 7]]), n_items=7)
+                 n_items=7, negatives_of=lambda: np.array([[6, 7], [6, 7], [3, 7]]))
 
 
 def test_groups_by_training_popularity_and_length():

@@ -71,7 +71,7 @@ def valid_subset(split: Split, n_users: int | None, seed: int) -> Split:
         return split
     idx = np.sort(np.random.default_rng(seed).choice(split.n_users, n_users, replace=False))
     return Split(train=[split.train[i] for i in idx], valid=split.valid[idx], test=split.test[idx],
-                 negatives=split.negatives[idx], n_items=split.n_items)
+                 n_items=split.n_items, negatives_of=lambda: split.negatives[idx])
 
 
 def make_optimizer(model: E4SRec, cfg: E4SRecConfig) -> torch.optim.AdamW:

@@ -29,6 +29,9 @@ class Rat(GeneratorBase):
     summary = "RAT: frozen SCFT table + adapter aligned to items/sasrec-id -> items/llmemb-rat"
     config_model = "pipeline.methods.llmemb.config:RatConfig"
 
+    def negatives(self, config) -> int:
+        return 100  # RAT trains a SASRec on the default leave-one-out split
+
     def write(self, ctx: GenContext) -> dict[str, str]:
         from pipeline.methods.llmemb.rat import SCFT_KIND, TEACHER_KIND, write_rat
         from pipeline.split import leave_one_out

@@ -15,6 +15,9 @@ class SasrecId(GeneratorBase):
 
         return load_train_config("sasrec", overrides)
 
+    def negatives(self, config) -> int:
+        return config.n_negatives
+
     def write(self, ctx: GenContext) -> dict[str, str]:
         from pipeline.methods.sasrec_id.write import write_sasrec_id
         from pipeline.split import leave_one_out
