@@ -205,6 +205,41 @@ def _tslrec_config(steps: int | None, mode: str | None) -> dict:
 
 
 @app.command()
+def recommend(
+    run: Annotated[str, typer.Argument(help="a run folder, or dataset/run as `train` prints it")],
+    history: Annotated[str | None, typer.Option(help="comma list of raw item ids (your dataset's own ids), oldest first")] = None,
+    histories: Annotated[Path | None, typer.Option(help="batch: a Parquet/CSV with columns user, history (ids separated by spaces or commas)")] = None,
+    out: Annotated[Path | None, typer.Option(help="batch: the Parquet of top-k to write (user, rank, item, title, score)")] = None,
+    k: Annotated[int, typer.Option("-k", min=1, help="how many items")] = 10,
+    skip_unknown: Annotated[bool, typer.Option(help="leave out ids the dataset does not know instead of refusing")] = False,
+    runs_dir: RunsDirOpt = Path("runs"),
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Top-k items for a history of raw item ids from a trained run (no Prefect, no store)."""
+    if (history is None) == (histories is None):
+        raise usage_error("give exactly one of --history or --histories")
+    if histories is not None and out is None:
+        raise usage_error("--histories needs --out (the Parquet of top-k to write)")
+    from pipeline.recommend import TrainedRun, find_run
+
+    trained = TrainedRun.load(find_run(run, runs_dir))
+    if history is not None:
+        recs = trained.recommend(csv_list(history), k, skip_unknown)
+        if as_json:
+            typer.echo(json.dumps(recs))
+        else:
+            for r in recs:
+                typer.echo(f"{r['rank']:>3}  {r['item']:<12} {r['score']:9.4f}  {r['title']}")
+        return
+    from pipeline.recommend import read_histories, write_top_k
+
+    users, raw = read_histories(histories)
+    written = write_top_k(users, trained.recommend_many(raw, k, skip_unknown), out)
+    typer.echo(json.dumps({"out": str(written), "users": len(users)}) if as_json
+               else f"wrote top-{k} for {len(users)} users: {written}")
+
+
+@app.command()
 def e4srec(
     dataset: DatasetOpt = "movielens-100k",
     model: ModelOpt = "smollm2",

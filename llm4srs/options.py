@@ -112,3 +112,6 @@ def print_rows(path: str, as_json: bool, title: str) -> None:
     else:
         typer.echo(markdown(rows, f"{rows[0]['dataset']}: {title}"))
         typer.echo(f"\nrows: {path}")
+        runs = [r for r in dict.fromkeys(row.get("run") for row in rows) if r]
+        if runs:
+            typer.echo(f"runs (for `llm4srs recommend`): {', '.join(runs)}")

@@ -173,13 +173,27 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
         result = train_srs(split, cfg, run_dir, resume=request.resume, item_emb=item_emb)
         method_name = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{mode}")
         used_items = embedding if item_emb is not None else None
+    run = f"{ds.name}/{run_dir.name}"  # what `llm4srs recommend` takes
+    write_run_card(run_dir, ds, method=method_name, backbone=backbone, seed=seed,
+                   embedding=used_items, embedding_mode=mode if used_items else None,
+                   user_embedding=used_users, config_hash=cfg.config_hash())
     rows = result_rows(ds, result.test_rows, method=method_name, backbone=backbone,
                        embedding=used_items, user_embedding=used_users, seed=seed,
                        train_seconds=result.train_seconds, best_epoch=result.best_epoch,
-                       config_hash=cfg.config_hash())
+                       config_hash=cfg.config_hash(), run=run)
     summary = (f"{backbone} {method_name} seed {seed}: best epoch {result.best_epoch}, "
                f"{result.train_seconds:.1f} s")
     return rows, summary
+
+
+def write_run_card(run_dir: Path, ds: Dataset, **fields: Any) -> None:
+    """`run.json`: what a trained run was trained on, so it can be loaded on its own
+    (pipeline/recommend.py)."""
+    from embeddings_store.atomic import atomic_write_text
+
+    card = {"dataset": ds.name, "dataset_path": str(ds.path.resolve()),
+            "fingerprint": ds.fingerprint, **fields}
+    atomic_write_text(run_dir / "run.json", json.dumps(card, indent=2))
 
 
 def result_rows(ds: Dataset, metric_rows: list[dict], **common: Any) -> list[dict]:
