@@ -22,6 +22,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.futures import as_completed
 from prefect.task_runners import ProcessPoolTaskRunner
 
+from embeddings_store import EmbeddingStore, promotion
 from flows.common import prepare
 from flows.srs import train
 from pipeline.compare import (
@@ -31,6 +32,7 @@ from pipeline.compare import (
     load_preset,
     methods_for,
     plan_cells,
+    validation_winner,
 )
 from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
 from pipeline.config import load_train_config
@@ -111,14 +113,17 @@ def compare_flow(dataset: str = "movielens-100k",
                  kinds: list[str] | None = None, methods: list[str] | None = None,
                  ablations: dict[str, dict] | None = None, store_root: str = "store",
                  runs_dir: str = "runs", data_dir: str = "data",
-                 overrides: dict | None = None, concurrency: int | None = None) -> dict:
+                 overrides: dict | None = None, concurrency: int | None = None,
+                 promote: bool = True) -> dict:
     """Run the comparison grid; returns {"table", "plot", "markdown", "cells", "failed"}.
 
     kinds: item kinds (None = every items/* kind in the store but sasrec-id and
     e4srec-head); methods: None = id, llm-init, llmesr and the ablations (LLM-ESR's only
     when the train task supports it); ablations: name -> overrides of the llmesr cell
     (None = llmesr-nodistill, llmesr-nocross); overrides: on top of the budget preset
-    configs/compare.yaml; concurrency: cells at once (None = the preset's).
+    configs/compare.yaml; concurrency: cells at once (None = the preset's); promote: give
+    @production to the item version that won on validation (embeddings_store.promotion:
+    only if it beats the holder).
     """
     log = get_run_logger()
     preset = load_preset()
@@ -140,6 +145,13 @@ def compare_flow(dataset: str = "movielens-100k",
         rows += e4srec
         notes.append(f"E4SRec rows from {source}")
     notes += [f"failed: {f}" for f in failed]
+    winner = validation_winner(rows, runs_dir) if promote else None
+    if winner is not None:
+        ref, value, evidence = winner
+        decision = promotion.promote(EmbeddingStore(store_root), ref, "valid full ndcg@10",
+                                     value, evidence)
+        notes.append(("promoted: " if decision.moved else "@production kept: ")
+                     + decision.reason)
     notes.append(f"{len(cells)} cells ({len(cells) - len(failed)} ok) in "
                  f"{(time.perf_counter() - start) / 60:.1f} min; budget preset "
                  f"configs/compare.yaml, overrides {overrides or {}}")

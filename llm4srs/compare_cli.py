@@ -37,6 +37,7 @@ def compare(
     data_dir: DataDirOpt = Path("data"),
     runs_dir: RunsDirOpt = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print the aggregated rows as one JSON list")] = False,
+    promote: Annotated[bool, typer.Option(help="give @production to the item version that wins on validation (only if it beats the holder)")] = True,
 ) -> None:
     """Compare ID-only, LLM-initialised and LLM-ESR backbones over the store's item
     embeddings (Prefect flow `compare`); print the table, then `plot: <png>` last."""
@@ -88,7 +89,7 @@ def compare(
     out = run_flow(compare_flow, dataset=dataset, backbones=chosen_backbones, seeds=seed_list,
                        kinds=kind_list, methods=chosen, store_root=str(store),
                        runs_dir=str(runs_dir), data_dir=str(data_dir),
-                       overrides=overrides or None, concurrency=concurrency)
+                       overrides=overrides or None, concurrency=concurrency, promote=promote)
     if as_json:
         import polars as pl
 

@@ -286,3 +286,46 @@ def import_vectors(
         ref = import_item_vectors(ds, EmbeddingStore(root), kind, file, ids,  # type: ignore[arg-type]
                                   id_column, vector_column)
     typer.echo(f"wrote {ref}")
+
+
+@app.command()
+def promote(
+    ref: Annotated[str | None, typer.Argument(help="The candidate version (dataset/items/name[@…]); leave out with --rollback/--show.", show_default=False)] = None,
+    value: Annotated[float | None, typer.Option(help="Its validation figure (higher is better).")] = None,
+    metric: Annotated[str, typer.Option(help="What --value measures; the holder must have been promoted on the same.")] = "valid full ndcg@10",
+    evidence: Annotated[str | None, typer.Option(help="JSON object kept with the record (runs, seeds, …).")] = None,
+    tag: Annotated[str, typer.Option(help="The tag promoted.")] = "production",
+    force: Annotated[bool, typer.Option(help="Promote even if it does not beat the holder.")] = False,
+    rollback: Annotated[str | None, typer.Option(help="DATASET: give the tag back to its previous holder.")] = None,
+    show: Annotated[str | None, typer.Option(help="DATASET: print the promotion history.")] = None,
+    root: RootOpt = DEFAULT_ROOT,
+    dataset: DatasetOpt = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Give @production (or --tag) to a version only if it wins on validation; keep the evidence."""
+    from embeddings_store import promotion
+
+    with _user_errors():
+        store = EmbeddingStore(root)
+        if show is not None:
+            records = promotion.history(store, show, tag)
+            typer.echo(json.dumps(records, indent=None if as_json else 2))
+            return
+        if rollback is not None:
+            decision = promotion.rollback(store, rollback, tag)
+        else:
+            if ref is None or value is None:
+                raise StoreError("promote needs REF and --value (or --rollback/--show DATASET)")
+            try:
+                extra = json.loads(evidence) if evidence else {}
+            except ValueError:
+                raise StoreError(f"--evidence is not a JSON object: {evidence[:60]!r}") from None
+            if not isinstance(extra, dict):
+                raise StoreError("--evidence must be a JSON object")
+            full = str(store.resolve(ref, dataset))
+            decision = promotion.promote(store, full, metric, value, extra, tag, force)
+    if as_json:
+        typer.echo(json.dumps({"moved": decision.moved, "holder": decision.holder,
+                               "reason": decision.reason}))
+    else:
+        typer.echo(("promoted: " if decision.moved else "kept: ") + decision.reason)

@@ -219,3 +219,35 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
                                       train_method="llmesr",
                                       overrides={**llmesr_common, **extra}))
     return cells, notes
+
+
+def validation_winner(rows: list[dict], runs_dir: str | Path,
+                      method: str = "llm-init") -> tuple[str, float, dict] | None:
+    """The stored item version whose `method` runs have the best mean **validation** full
+    NDCG@10 over backbones and seeds (read from each run's run.json), with the evidence:
+    (exact ref, value, {"per_version": {ref: mean}, "runs": {ref: [run, …]}}). None when no
+    row of `method` names a run."""
+    import json
+    import statistics
+
+    from pipeline.evaluate import pick
+
+    runs: dict[str, list[str]] = {}
+    for row in rows:
+        if row.get("method") == method and row.get("embedding") and row.get("run"):
+            runs.setdefault(row["embedding"], [])
+            if row["run"] not in runs[row["embedding"]]:
+                runs[row["embedding"]].append(row["run"])
+    means = {}
+    for ref, names in runs.items():
+        values = []
+        for name in names:
+            card = Path(runs_dir) / name / "run.json"
+            if card.is_file():
+                values.append(pick(json.loads(card.read_text())["valid_rows"]))
+        if values:
+            means[ref] = statistics.fmean(values)
+    if not means:
+        return None
+    best = max(means, key=means.__getitem__)
+    return best, means[best], {"method": method, "per_version": means, "runs": runs}

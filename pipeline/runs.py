@@ -176,7 +176,8 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     run = f"{ds.name}/{run_dir.name}"  # what `llm4srs recommend` takes
     write_run_card(run_dir, ds, method=method_name, backbone=backbone, seed=seed,
                    embedding=used_items, embedding_mode=mode if used_items else None,
-                   user_embedding=used_users, config_hash=cfg.config_hash())
+                   user_embedding=used_users, config_hash=cfg.config_hash(),
+                   best_epoch=result.best_epoch, valid_rows=result.valid_rows)
     rows = result_rows(ds, result.test_rows, method=method_name, backbone=backbone,
                        embedding=used_items, user_embedding=used_users, seed=seed,
                        train_seconds=result.train_seconds, best_epoch=result.best_epoch,

@@ -58,6 +58,14 @@ def test_compare_grid_rows_table_plot_and_cache(prefect_harness, tmp_path, compa
     assert Path(out["plot"]).read_bytes()[:8] == PNG_MAGIC
     assert "| sasrec | llm-init | semantic-rand | 2 |" in out["markdown"]
     assert Path(out["table"]).name.startswith("compare-")
+    # The one compared kind won on validation: it holds @production, with its runs as evidence.
+    from embeddings_store import EmbeddingStore, promotion
+
+    holder = promotion.holder(EmbeddingStore(compare_store), synthetic_dataset.name)
+    assert holder["ref"] == emb[0] and holder["metric"] == "valid full ndcg@10"
+    llm_runs = table.filter(pl.col("method") == "llm-init")["run"].unique().to_list()
+    assert sorted(holder["evidence"]["runs"][emb[0]]) == sorted(llm_runs) and len(llm_runs) == 4
+    assert 0 < holder["value"] < 1 and "promoted: " in out["markdown"]
 
     # Cells on the process pool give what the same run gives alone in this process.
     from pipeline.compare import load_preset
