@@ -212,6 +212,8 @@ def recommend(
     out: Annotated[Path | None, typer.Option(help="batch: the Parquet of top-k to write (user, rank, item, title, score)")] = None,
     k: Annotated[int, typer.Option("-k", min=1, help="how many items")] = 10,
     skip_unknown: Annotated[bool, typer.Option(help="leave out ids the dataset does not know instead of refusing")] = False,
+    ann: Annotated[str | None, typer.Option(help="rank through the store's FAISS index over the run's exported table (the ref `llm4srs export` printed)")] = None,
+    store: StoreOpt = Path("store"),
     runs_dir: RunsDirOpt = Path("runs"),
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
@@ -223,8 +225,16 @@ def recommend(
     from pipeline.recommend import TrainedRun, find_run
 
     trained = TrainedRun.load(find_run(run, runs_dir))
+    if ann is not None and history is None:
+        raise usage_error("--ann serves one --history at a time")
     if history is not None:
-        recs = trained.recommend(csv_list(history), k, skip_unknown)
+        if ann is not None:
+            from embeddings_store import EmbeddingStore
+
+            index = EmbeddingStore(store).open_index(ann)
+            recs = trained.recommend_ann(csv_list(history), index, k, skip_unknown)
+        else:
+            recs = trained.recommend(csv_list(history), k, skip_unknown)
         if as_json:
             typer.echo(json.dumps(recs))
         else:
@@ -237,6 +247,29 @@ def recommend(
     written = write_top_k(users, trained.recommend_many(raw, k, skip_unknown), out)
     typer.echo(json.dumps({"out": str(written), "users": len(users)}) if as_json
                else f"wrote top-{k} for {len(users)} users: {written}")
+
+
+@app.command()
+def export(
+    run: Annotated[str, typer.Argument(help="a run folder, or dataset/run as `train` prints it")],
+    store: StoreOpt = Path("store"),
+    runs_dir: RunsDirOpt = Path("runs"),
+    encoder: Annotated[bool, typer.Option(help="also write the sequence encoder as a torch.export program (encoder.pt2 in the run folder)")] = True,
+    as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
+) -> None:
+    """Write a trained run's item table to the store (items/run-<run>, with lineage) and its
+    encoder as a torch.export program whose outputs are checked against PyTorch."""
+    from embeddings_store import EmbeddingStore
+    from pipeline.recommend import TrainedRun, export_encoder, export_item_table, find_run
+
+    trained = TrainedRun.load(find_run(run, runs_dir))
+    out: dict = {"items": export_item_table(trained, EmbeddingStore(store))}
+    if encoder:
+        path, gap = export_encoder(trained, trained.folder / "encoder.pt2")
+        if gap > 1e-5:
+            raise RuntimeError(f"exported encoder differs from PyTorch by {gap:.2e} (> 1e-5)")
+        out.update(encoder=str(path), max_abs_difference=gap)
+    typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
 
 
 @app.command()

@@ -113,6 +113,26 @@ class TrainedRun:
         """Top-k for one history of raw item ids: [{rank, item, title, score}], best first."""
         return self.recommend_many([raw_history], k, skip_unknown)[0]
 
+    def recommend_ann(self, raw_history: list[str], index, k: int = 10,
+                      skip_unknown: bool = False) -> list[dict]:
+        """Top-k through a vector index over the run's exported item table (`llm4srs export`;
+        inner product, ids 1..N) instead of scoring every item: for large catalogues."""
+        hist = self.item_ids(raw_history, skip_unknown)
+        if not hist:
+            raise InputError("the history has no known item left: nothing to recommend from")
+        from models.sequences import pad_left
+
+        with torch.no_grad():
+            user = self.model(pad_left([np.asarray(hist)], self.config.model.max_len)).float()
+        ids, scores = index.search(user.numpy(), k + len(set(hist)))
+        seen = set(hist)
+        kept = [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
+                if i > 0 and i not in seen][:k]
+        items = self.dataset.items.sort("item_id")
+        raw, titles = items["raw_id"].cast(pl.String).to_list(), _titles(items)
+        return [{"rank": r + 1, "item": raw[i - 1], "title": titles[i - 1], "score": float(s)}
+                for r, (i, s) in enumerate(kept)]
+
     def recommend_many(self, raw_histories: list[list[str]], k: int = 10,
                        skip_unknown: bool = False) -> list[list[dict]]:
         histories = [self.item_ids(h, skip_unknown) for h in raw_histories]
@@ -179,3 +199,60 @@ def write_top_k(users: list[str], recs: list[list[dict]], out: Path) -> Path:
         pl.DataFrame(rows, schema={"user": pl.String, "rank": pl.Int32, "item": pl.String,
                                    "title": pl.String, "score": pl.Float64}).write_parquet(tmp)
     return out
+
+
+# ---- export ---------------------------------------------------------------------------------
+
+
+class _Encoder(torch.nn.Module):
+    """The sequence encoder alone: item ids [B, T] (left-padded, 0 = pad) -> user [B, D]."""
+
+    def __init__(self, model: torch.nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, seq: torch.Tensor) -> torch.Tensor:
+        return self.model(seq)
+
+
+def export_item_table(run: TrainedRun, store) -> str:
+    """The run's final item vectors ([N, D], row i-1 <-> item i, what it scores with) as a
+    kind of its own, `items/run-<run folder>`, with lineage to the stored kind it was
+    trained from. Returns the exact ref."""
+    from embeddings_store import ManifestInput, Parent, Producer
+
+    with torch.no_grad():
+        table = run.model.item_emb.scoring_table()[1:].float().numpy()  # [N, D]
+    parents = []
+    if run.card.get("embedding"):
+        up = store.resolve(run.card["embedding"])
+        parents.append(Parent(kind=up.kind, version=up.version, dataset=up.dataset))
+    info = ManifestInput(
+        dataset_fingerprint=run.dataset.fingerprint, metric="ip",
+        producer=Producer(generator="export", config={
+            "run": run.name, "method": run.card["method"], "backbone": run.card["backbone"],
+            "seed": run.card["seed"], "config_hash": run.card["config_hash"]}),
+        parents=parents)
+    ref = store.write(run.dataset.name, f"items/run-{run.folder.name}",
+                      np.arange(1, run.dataset.n_items + 1), table, info)
+    return str(ref)
+
+
+def export_encoder(run: TrainedRun, path: Path, batch: int = 4) -> tuple[Path, float]:
+    """The encoder as a `torch.export` program (`.pt2`: torch.export.load(path).module()),
+    any batch size, window `max_len`; returns (path, largest |difference| from PyTorch on
+    a batch of the dataset's real histories)."""
+    from embeddings_store.atomic import atomic_path
+    from models.sequences import pad_left
+
+    encoder = _Encoder(run.model).eval()
+    seqs = [np.asarray(s[:-2], dtype=np.int64) for s in run.dataset.sequences[:batch]]
+    example = pad_left(seqs, run.config.model.max_len)  # [B, T]
+    dims = {"seq": {0: torch.export.Dim("batch", min=1, max=1 << 16)}}
+    program = torch.export.export(encoder, (example,), dynamic_shapes=dims)
+    with atomic_path(path, suffix=".pt2") as tmp:
+        torch.export.save(program, str(tmp))
+    loaded = torch.export.load(str(path)).module()
+    with torch.no_grad():
+        gap = (loaded(example) - encoder(example)).abs().max().item()
+    return path, gap

@@ -120,3 +120,43 @@ def test_the_readme_example_runs_without_prefect(trained, synthetic_dataset, tmp
     sims[0] = -np.inf
     assert lines[2] == f"nearest to {raw[0]} : {[raw[i] for i in np.argsort(-sims)[:5]]}"
     assert len(lines) == 3 + 10
+
+
+def test_export_item_table_lineage_encoder_parity_and_ann(trained, synthetic_dataset, tmp_path):
+    from embeddings_store import EmbeddingStore, ManifestInput, Producer
+    from models.sequences import pad_left
+    from pipeline.recommend import export_encoder, export_item_table
+
+    run, _, _ = trained
+    store = EmbeddingStore(tmp_path / "store")
+    n = synthetic_dataset.n_items
+    # pretend the run was trained from a stored kind: the export names it as its parent
+    up = store.write(synthetic_dataset.name, "items/upstream", np.arange(1, n + 1),
+                     np.ones((n, 4), np.float32),
+                     ManifestInput(dataset_fingerprint=synthetic_dataset.fingerprint,
+                                   producer=Producer(generator="test")))
+    run.card["embedding"] = str(up)
+    ref = export_item_table(run, store)
+    m = store.manifest(ref)
+    assert ref.startswith(f"{synthetic_dataset.name}/items/run-{run.folder.name}@")
+    assert [(p.kind, p.version) for p in m.parents] == [("items/upstream", up.version)]
+    assert m.producer.generator == "export" and m.producer.config["run"] == run.name
+    ids, vecs = store.read(ref)
+    with torch.no_grad():
+        table = run.model.item_emb.scoring_table()[1:].numpy()
+    assert np.array_equal(vecs[np.argsort(ids)], table)
+
+    path, gap = export_encoder(run, tmp_path / "encoder.pt2")
+    assert gap <= 1e-5
+    program = torch.export.load(str(path)).module()
+    seqs = [np.asarray(s[:-1]) for s in synthetic_dataset.sequences[10:17]]  # another batch size
+    batch = pad_left(seqs, run.config.model.max_len)
+    with torch.no_grad():
+        assert torch.allclose(program(batch), run.model(batch), atol=1e-5, rtol=0)
+
+    raw = synthetic_dataset.items.sort("item_id")["raw_id"].to_list()
+    history = raw[:3]
+    via_index = run.recommend_ann(history, store.open_index(ref), k=10)
+    exact = run.recommend(history, k=10)
+    assert [r["item"] for r in via_index] == [r["item"] for r in exact]
+    assert np.allclose([r["score"] for r in via_index], [r["score"] for r in exact], atol=1e-4)
