@@ -37,9 +37,10 @@ from pipeline.compare import (
 from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset, read_meta
+from pipeline.html_report import write_html
 from pipeline.plots import compare_plot
 from pipeline.requests import TrainRequest
-from pipeline.results import write_table
+from pipeline.results import PROTOCOL_NOTE, summarize, write_table
 from pipeline.runs import results_path, run_dir_of
 
 
@@ -159,7 +160,13 @@ def compare_flow(dataset: str = "movielens-100k",
     agg = aggregate(rows)
     plot = compare_plot(agg, table.with_suffix(".png"), title=f"{ds.name}: test full NDCG@10")
     md = markdown(agg, f"Comparison on {ds.name}", notes=notes)
+    page = write_html(table.with_suffix(".html"), f"Comparison on {ds.name}", summarize(rows),
+                      [PROTOCOL_NOTE, *notes], plot, {"budget preset": preset.model_dump(mode="json"),
+                                                      "overrides": overrides or {}},
+                      {"dataset": f"{ds.name} ({ds.fingerprint})", **{
+                          f"item kind {i + 1}": ref for i, ref in enumerate(items)}})
     create_markdown_artifact(f"{md}\n\nTable: `{table}`; plot: `{plot}`", key="compare-results",
                              description=f"methods on {ds.name}")
-    return {"table": str(table), "plot": str(plot), "markdown": md, "cells": len(cells),
+    return {"table": str(table), "plot": str(plot), "html": str(page), "markdown": md,
+            "cells": len(cells),
             "failed": failed}

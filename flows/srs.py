@@ -16,9 +16,10 @@ from prefect.artifacts import create_markdown_artifact
 
 from pipeline.config import TrainConfig
 from pipeline.data.dataset import Dataset
+from pipeline.html_report import write_html
 from pipeline.plots import head_tail_plot
 from pipeline.requests import TrainRequest
-from pipeline.results import markdown, write_table
+from pipeline.results import PROTOCOL_NOTE, markdown, summarize, write_table
 from pipeline.runs import results_path, run_dir_of, srs_key, train_one
 from pipeline.store_io import resolve_kind
 
@@ -61,7 +62,12 @@ def srs_flow(request: TrainRequest) -> str:
                 path, cfg, seed, request, ref, uref)
     out = write_table(rows, results_path(request.runs_dir, ds.name))
     plot = head_tail_plot(rows, out.with_suffix(".png"), title=f"{ds.name}: full NDCG@10 by group")
-    get_run_logger().info("results %s, head/tail plot %s", out, plot)
+    page = write_html(out.with_suffix(".html"), f"SRS on {ds.name}", summarize(rows),
+                      [PROTOCOL_NOTE], plot,
+                      {b: c.model_dump(mode="json") for b, c in request.configs.items()},
+                      {"dataset": f"{ds.name} ({ds.fingerprint})", "items": ref, "users": uref,
+                       "runs": ", ".join(dict.fromkeys(r["run"] for r in rows if r.get("run")))})
+    get_run_logger().info("results %s, head/tail plot %s, report %s", out, plot, page)
     create_markdown_artifact(markdown(rows, f"SRS on {ds.name}") + f"\n\nPlot: `{plot}`",
                              key="srs-results", description=f"backbones on {ds.name}")
     return str(out)

@@ -101,6 +101,7 @@ def compare(
     for failure in out["failed"]:
         typer.echo(f"failed: {failure}", err=True)
     typer.echo(f"table: {out['table']}")
+    typer.echo(f"report: {out['html']}")
     typer.echo(f"plot: {out['plot']}")
     if out["failed"]:
         raise typer.Exit(1)

@@ -112,6 +112,8 @@ def print_rows(path: str, as_json: bool, title: str) -> None:
     else:
         typer.echo(markdown(rows, f"{rows[0]['dataset']}: {title}"))
         typer.echo(f"\nrows: {path}")
+        if Path(path).with_suffix(".html").is_file():
+            typer.echo(f"report: {Path(path).with_suffix('.html')}")
         runs = [r for r in dict.fromkeys(row.get("run") for row in rows) if r]
         if runs:
             typer.echo(f"runs (for `llm4srs recommend`): {', '.join(runs)}")

@@ -58,6 +58,9 @@ def test_compare_grid_rows_table_plot_and_cache(prefect_harness, tmp_path, compa
     assert Path(out["plot"]).read_bytes()[:8] == PNG_MAGIC
     assert "| sasrec | llm-init | semantic-rand | 2 |" in out["markdown"]
     assert Path(out["table"]).name.startswith("compare-")
+    page = Path(out["html"]).read_text()
+    assert page.startswith("<!doctype html>") and "data:image/png;base64," in page
+    assert "semantic-rand" in page and "<script" not in page
     # The one compared kind won on validation: it holds @production, with its runs as evidence.
     from embeddings_store import EmbeddingStore, promotion
 

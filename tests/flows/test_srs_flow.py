@@ -21,6 +21,7 @@ def test_srs_flow_trains_reports_and_caches(prefect_harness, tmp_path):
     assert set(first["backbone"]) == {"pop", "sasrec"}
     assert set(first["protocol"]) == {"full", "s100"}
     assert first["value"].is_between(0, 1).all()
+    _check_html(out.with_suffix(".html"), first)
     ckpt = next(Path(tmp_path / "runs").rglob("last.pt"))
     stamp = ckpt.stat().st_mtime_ns
 
@@ -62,3 +63,45 @@ def test_srs_flow_consumes_a_store_embedding(prefect_harness, tmp_path, syntheti
         rows.append(pl.read_parquet(out))
     assert set(rows[0]["method"]) == {"llm-init"} and set(rows[1]["method"]) == {"llm-frozen_adapter"}
     assert rows[0]["embedding"][0].startswith("synthetic/items/random@v")
+
+
+def _check_html(page: Path, rows: pl.DataFrame) -> None:
+    """The self-contained report: the table's numbers, the plot inline, the configs; nothing
+    fetched from the network."""
+    import base64
+    import json
+    import re
+    from html.parser import HTMLParser
+
+    text = page.read_text()
+    assert "http://" not in text and "https://" not in text and "<script" not in text
+
+    class Cells(HTMLParser):
+        def __init__(self):
+            super().__init__()
+            self.cells, self.imgs, self.pres, self._in = [], [], [], None
+
+        def handle_starttag(self, tag, attrs):
+            self._in = tag
+            if tag == "img":
+                self.imgs.append(dict(attrs)["src"])
+
+        def handle_endtag(self, tag):
+            self._in = None
+
+        def handle_data(self, data):
+            if self._in == "td":
+                self.cells.append(data)
+            elif self._in == "pre":
+                self.pres.append(data)
+
+    p = Cells()
+    p.feed(text)
+    png = base64.b64decode(p.imgs[0].split(",", 1)[1])
+    assert p.imgs[0].startswith("data:image/png;base64,") and png[:8] == b"\x89PNG\r\n\x1a\n"
+    sasrec = rows.filter(pl.col("backbone") == "sasrec", pl.col("protocol") == "full",
+                         pl.col("group") == "overall", pl.col("metric") == "ndcg@10")
+    assert f"{round(sasrec['value'][0], 4)} ± 0.0" in p.cells  # one seed: std 0
+    configs = [json.loads(t) for t in p.pres]
+    assert {c["backbone"] for c in configs} == {"pop", "sasrec"} and configs[1]["epochs"] == 2
+    assert re.search(r"synthetic \([0-9a-f]{16}\)", text)
