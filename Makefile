@@ -28,7 +28,7 @@ export TRANSFORMERS_OFFLINE := 1
 export OMP_WAIT_POLICY ?= PASSIVE
 
 .DEFAULT_GOAL := help
-.PHONY: help setup lock test test-latest test-gpu doctor srs embeddings compare lint fmt bench clean
+.PHONY: help setup lock test test-latest test-gpu doctor srs embeddings compare server lint fmt bench clean
 
 help: ## list the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -82,6 +82,9 @@ embeddings: $(STAMP) ## stage 1 on DATASET: every built generator into ./store
 
 compare: $(STAMP) ## every method x backbone x seed on DATASET's stored embeddings: table + plot (ML-100k: < 60 min on 2 cores)
 	$(BIN)/llm4srs compare --dataset $(DATASET) --seeds $(SEEDS) $(COMPARE_ARGS)
+
+server: $(STAMP) ## a local Prefect server on :4200; then `export PREFECT_API_URL=http://127.0.0.1:4200/api` in other shells (flow commands start in seconds)
+	$(BIN)/llm4srs server
 
 lint: $(STAMP) ## ruff
 	$(BIN)/ruff check pipeline models embeddings_store flows llm4srs tests bench

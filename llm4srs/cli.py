@@ -313,6 +313,20 @@ def e4srec(
 
 
 @app.command()
+def server(
+    port: Annotated[int, typer.Option(min=1, max=65535, help="port on 127.0.0.1")] = 4200,
+) -> None:
+    """Run a local Prefect server in the foreground (Ctrl-C stops it). With
+    PREFECT_API_URL pointing at it, flow commands reuse it instead of starting their own."""
+    import os
+    import shutil
+
+    prefect = shutil.which("prefect", path=os.path.dirname(sys.executable)) or "prefect"
+    typer.echo(f"in other shells: export PREFECT_API_URL=http://127.0.0.1:{port}/api", err=True)
+    os.execv(prefect, [prefect, "server", "start", "--host", "127.0.0.1", "--port", str(port)])
+
+
+@app.command()
 def serve(
     only: Annotated[str | None, typer.Option(help="comma list of deployment names (default: all importable)")] = None,
     no_schedules: Annotated[bool, typer.Option("--no-schedules", help="serve without cron schedules (runs only when triggered)")] = False,
