@@ -170,7 +170,7 @@ def train_seed(dataset_path: str, id_ref: str, llm: dict, overrides: dict, seed:
     rows = result_rows(ds, result.test_rows, method="e4srec", backbone=spec.short_name,
                        embedding=id_ref, user_embedding=None, seed=seed,
                        train_seconds=result.train_seconds, best_epoch=result.best_epoch,
-                       config_hash=cfg.config_hash())
+                       config_hash=cfg.config_hash(), run=f"{ds.name}/{run_dir.name}")
     figures = head_metrics(result, cfg) | {"head_ref": info["head_ref"], "run_dir": str(run_dir),
                                            "adapter_hash": info["adapter_hash"]}
     summary = (f"e4srec seed {seed}: {result.steps_run} steps (best {result.best_step}), "
