@@ -61,11 +61,13 @@ class TrainConfig(BaseModel):
 
     def config_hash(self) -> str:
         """Hash of everything but the seed: runs that differ only by seed share it."""
-        exclude = {"seed", "threads", "device", "bf16"}
+        exclude: dict = {"seed": True, "threads": True, "device": True, "bf16": True}
         if self.llmesr == LLMESRConfig():  # default: hashes of runs that predate it unchanged
-            exclude.add("llmesr")
+            exclude["llmesr"] = True
         if self.n_negatives == 100:  # likewise the default protocol, s100
-            exclude.add("n_negatives")
+            exclude["n_negatives"] = True
+        if self.model.loss != "sampled":  # and the sampled-softmax width, unused elsewhere
+            exclude["model"] = {"negatives": True}
         payload = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 

@@ -79,6 +79,8 @@ class TrainRequest(BaseModel):
         if self.embedding is not None:  # it fits the prepared dataset (fingerprint, ids, width)
             self._check_item_table(ds, configs)
         check_negatives(ds, [c.n_negatives for c in configs.values()])
+        for cfg in configs.values():
+            check_step_memory(cfg, ds.n_items)
         return self.model_copy(update={"configs": configs, "dataset_path": str(ds.path)})
 
     def _check_kinds(self, dataset_name: str) -> None:
@@ -99,3 +101,25 @@ class TrainRequest(BaseModel):
         dims = [c.model.dim for c in configs.values() if c.backbone != "pop"]
         check_item_embedding(ds, EmbeddingStore(self.store_root), self.embedding,
                              max(dims) if init and dims else None)
+
+
+def check_step_memory(cfg: TrainConfig, n_items: int, available: int | None = None) -> None:
+    """Refuse, in one line, a loss whose per-step tensors would not fit in the memory this
+    machine has free (instead of swapping or being killed an epoch in)."""
+    import psutil
+
+    from models.srs.base import loss_step_bytes
+
+    if cfg.backbone == "pop":
+        return
+    need = loss_step_bytes(cfg.model, cfg.batch_size, n_items)
+    free = psutil.virtual_memory().available if available is None else available
+    if need > 0.8 * free:
+        sampled = loss_step_bytes(cfg.model.model_copy(update={"loss": "sampled"}),
+                                  cfg.batch_size, n_items)
+        raise InputError(
+            f"{cfg.backbone}: the {cfg.model.loss} loss needs ~{need / 2**30:.1f} GiB per step "
+            f"(batch_size {cfg.batch_size} × max_len {cfg.model.max_len} × {n_items} items), "
+            f"more than the {free / 2**30:.1f} GiB free; use --set model.loss=sampled "
+            f"(~{sampled / 2**20:.0f} MiB with model.negatives={cfg.model.negatives}) or a "
+            "smaller batch_size")

@@ -18,6 +18,7 @@ from torch import nn
 
 from models.item_emb import ItemEmbedding
 from models.losses.next_item import sampled_bce, softmax_ce
+from models.losses.sampled_softmax import sampled_softmax_ce, seen_among
 from models.srs.registry import check_backbone
 
 
@@ -37,8 +38,10 @@ class SRSConfig(BaseModel):
     # non-causally (METHODS.md §1.3); False reproduces that.
     causal: bool = True
     # "ce": full softmax over the catalogue; "bce": one uniform negative per position
-    # (the papers' choice).
-    loss: Literal["ce", "bce"] = "ce"
+    # (the papers' choice); "sampled": softmax over `negatives` uniform negatives shared by
+    # the batch (models/losses/sampled_softmax.py), for catalogues too large for "ce".
+    loss: Literal["ce", "bce", "sampled"] = "ce"
+    negatives: int = Field(1000, ge=1)  # "sampled" only
     mask_prob: float = Field(0.2, gt=0, lt=1)  # BERT4Rec cloze masking ratio
     # "ce" only: leave items the user already had (up to each position) out of that
     # position's softmax, as the masked full-ranking evaluation does. For datasets without
@@ -92,6 +95,13 @@ class SequentialRecommender(nn.Module):
         valid = target > 0  # [B, T]
         h = hidden[valid]  # [M, D]
         pos = target[valid]  # [M]
+        if self.cfg.loss == "sampled":
+            k = self.cfg.negatives
+            neg = torch.randint(1, self.n_items + 1, (k,), device=target.device)  # [K]
+            seen = None
+            if self.cfg.mask_seen and self.objective == "next":
+                seen = seen_among(batch["input"], neg)[valid]  # [M, K]
+            return sampled_softmax_ce(h, pos, self.item_emb(pos), neg, self.item_emb(neg), seen)
         if self.cfg.loss == "ce":
             seen = None
             if self.cfg.mask_seen and self.objective == "next":
@@ -121,3 +131,18 @@ def positions_from_end(seq: torch.Tensor) -> torch.Tensor:
     """
     real = (seq > 0).long()
     return real.flip(1).cumsum(1).flip(1) * real
+
+
+def loss_step_bytes(cfg: SRSConfig, batch_size: int, n_items: int) -> int:
+    """Rough peak bytes of one training step's loss tensors: for "ce", the [M, N+1] logits,
+    their softmax and gradient (M = batch_size × max_len target positions at most) and, with
+    mask_seen, the [B, T, N+2] int16 seen mask and its cumsum; for "sampled", the same with
+    K negatives in place of N items; for "bce", two logits per position."""
+    m = batch_size * cfg.max_len
+    if cfg.loss == "bce":
+        return m * 2 * 4 * 3
+    width = n_items + 1 if cfg.loss == "ce" else cfg.negatives + 1
+    total = m * width * 4 * 3
+    if cfg.mask_seen:
+        total += m * (width + 1) * 2 * 2
+    return total
