@@ -10,7 +10,9 @@ so a collapsed model scores zero rather than perfect.
 Groups: head items = the top 20% of items by training popularity, tail = the rest; head
 users = the top 20% by training length. Explicit thresholds replace the fractions.
 Users are scored in chunks; each user's rank depends only on its own row of scores, so
-metrics do not depend on the evaluation batch size.
+metrics do not depend on the evaluation batch size. When a batch's [B, N+1] scores would pass
+DENSE_LIMIT_BYTES (a catalogue of ~500k items and up), an SRS scorer (`Factored`) is ranked
+item chunk by item chunk instead: memory O(B·chunk), the same ranks.
 """
 
 from __future__ import annotations
@@ -28,6 +30,24 @@ from pipeline.split import Split
 
 # Scores every item for a batch: (users [B] 1-based ids, input sequences) -> [B, N+1].
 Scorer = Callable[[np.ndarray, list[np.ndarray]], torch.Tensor]
+# Above this many bytes of [B, N+1] scores per batch, a `Factored` scorer is ranked item chunk
+# by item chunk instead (memory O(B·chunk)); below it the dense path runs, as it always did.
+DENSE_LIMIT_BYTES = 512 << 20
+ITEM_CHUNK = 65_536
+
+
+@dataclass(frozen=True)
+class Factored:
+    """A scorer whose scores are user vectors times an item table (every SRS here). Called,
+    it is the dense scorer; `users` [B, D] and `table` [N+1, D] let huge catalogues be
+    ranked in item chunks without a [B, N+1] tensor."""
+
+    dense: Scorer
+    users: Callable[[np.ndarray, list[np.ndarray]], torch.Tensor]
+    table: Callable[[], torch.Tensor]
+
+    def __call__(self, users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
+        return self.dense(users, inputs)
 GROUPS = ("overall", "head_item", "tail_item", "head_user", "tail_user")
 
 
@@ -86,6 +106,39 @@ def full_ranks(scores: torch.Tensor, targets: torch.Tensor, history: list[np.nda
     return (scores >= pos).sum(dim=1)
 
 
+def factored_ranks(user: torch.Tensor, table: torch.Tensor, targets: torch.Tensor,
+                   history: list[np.ndarray] | None, negatives: torch.Tensor,
+                   chunk: int = ITEM_CHUNK) -> tuple[torch.Tensor, torch.Tensor]:
+    """(full ranks [B], sampled ranks [B]) of user [B, D] against table [N+1, D], counted
+    over item chunks: never a [B, N+1] tensor. The same rules as `full_ranks` and
+    `sampled_ranks`; the target's score is a dot product rather than a matmul entry, so a
+    rank can differ from the dense path's only on a tie in the last bit."""
+    user, table = user.float(), table.float()
+    pos = (user * table[targets]).sum(-1, keepdim=True)  # [B, 1]
+    if not bool(torch.isfinite(pos).all()):
+        raise DivergedError("the model's scores are NaN or infinite")
+    b, n1 = len(user), len(table)
+    if history is not None:
+        rows = torch.from_numpy(np.repeat(np.arange(b), [len(h) for h in history]))
+        cols = torch.from_numpy(np.concatenate(history) if history else np.empty(0, np.int64))
+    full = torch.zeros(b, dtype=torch.long)
+    for c0 in range(0, n1, chunk):
+        c1 = min(c0 + chunk, n1)
+        s = user @ table[c0:c1].T  # [B, C]
+        if not bool(torch.isfinite(s[:, 1:] if c0 == 0 else s).all()):
+            raise DivergedError("the model's scores are NaN or infinite")
+        if c0 == 0:
+            s[:, 0] = -torch.inf  # padding id
+        if history is not None:
+            inside = (cols >= c0) & (cols < c1)
+            s[rows[inside], cols[inside] - c0] = -torch.inf
+        here = (targets >= c0) & (targets < c1)
+        s[here.nonzero().squeeze(1), targets[here] - c0] = -torch.inf  # not its own competitor
+        full += (s >= pos).sum(dim=1)
+    neg = (user[:, None, :] * table[negatives]).sum(-1)  # [B, M]
+    return full, (neg >= pos).sum(dim=1)
+
+
 def sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.Tensor) -> torch.Tensor:
     """0-based pessimistic rank among the target and its fixed negatives. negatives [B, M]."""
     pos = scores.gather(1, targets[:, None])  # [B, 1]
@@ -124,10 +177,17 @@ def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> dic
         for start in range(0, split.n_users, cfg.batch_size):
             idx = np.arange(start, min(start + cfg.batch_size, split.n_users))
             batch_inputs = [inputs[i] for i in idx]
-            scores = scorer(idx + 1, batch_inputs)  # [B, N+1]
-            _check_finite(scores, stage, idx)
             tgt = torch.from_numpy(targets[idx])
             hist = batch_inputs if cfg.mask_history else None
+            if isinstance(scorer, Factored) and len(idx) * (split.n_items + 1) * 4 > DENSE_LIMIT_BYTES:
+                negs = torch.from_numpy(split.negatives[idx])
+                f, s = factored_ranks(scorer.users(idx + 1, batch_inputs), scorer.table(), tgt,
+                                      hist, negs, ITEM_CHUNK)
+                full.append(f.numpy())
+                sampled.append(s.numpy())
+                continue
+            scores = scorer(idx + 1, batch_inputs)  # [B, N+1]
+            _check_finite(scores, stage, idx)
             full.append(full_ranks(scores, tgt, hist).numpy())
             negs = torch.from_numpy(split.negatives[idx])
             sampled.append(sampled_ranks(scores.float(), tgt, negs).numpy())

@@ -22,7 +22,7 @@ from pipeline import checkpoint
 from pipeline.batches import cloze_batch, next_item_batch, pad_left
 from pipeline.config import TrainConfig
 from pipeline.errors import DivergedError
-from pipeline.evaluate import Scorer, evaluate, pick
+from pipeline.evaluate import Factored, Scorer, evaluate, pick
 from pipeline.llm.hardware import bf16_is_fast
 from pipeline.split import Split
 
@@ -59,13 +59,19 @@ def model_scorer(model: SequentialRecommender, bf16: bool = False) -> Scorer:
     With bf16 the encoder runs under autocast; the user vector is cast back and scored in
     fp32, so scores keep fp32 resolution (bf16 scores would tie far more often).
     """
-    def score(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
+    def users(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
         device = next(model.parameters()).device
         seq = pad_left(inputs, model.cfg.max_len).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            user = model(seq)  # [B, D]
-        return model.score_all(user.float()).float().cpu()  # outside autocast: fp32 scores
-    return score
+            return model(seq).float()  # [B, D]
+
+    def score(users_: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
+        return model.score_all(users(users_, inputs)).float().cpu()  # outside autocast: fp32
+
+    def table() -> torch.Tensor:
+        return model.item_emb.scoring_table().float().cpu()  # [N+1, D]
+
+    return Factored(score, lambda u, i: users(u, i).cpu(), table)
 
 
 def popularity_scorer(split: Split) -> Scorer:

@@ -104,3 +104,32 @@ def test_non_finite_scores_are_refused_never_ranked(bad):
     padding_only = lambda users, inputs: torch.zeros(len(users), 8).index_fill_(  # noqa: E731
         1, torch.tensor([0]), bad)
     assert evaluate(padding_only, split, "test", EvalConfig())  # column 0 is padding
+
+
+def test_item_chunked_ranking_equals_the_dense_path(synthetic_split, monkeypatch):
+    """A catalogue too large for [B, N+1] scores is ranked item chunk by item chunk; the ranks
+    (full with history masked, and sampled) are those of the dense path."""
+    import pipeline.evaluate as ev
+    from models.item_emb import IdEmbedding
+    from models.srs.base import SRSConfig
+    from models.srs.registry import BACKBONES
+    from pipeline.evaluate import EvalConfig, Factored, factored_ranks, rank_users
+    from pipeline.train import model_scorer
+
+    torch.manual_seed(0)
+    cfg = SRSConfig(dim=16, max_len=20)
+    model = BACKBONES["sasrec"](cfg, IdEmbedding(synthetic_split.n_items, 16)).eval()
+    scorer = model_scorer(model)
+    assert isinstance(scorer, Factored)
+    dense = rank_users(scorer, synthetic_split, "test", EvalConfig())
+    monkeypatch.setattr(ev, "DENSE_LIMIT_BYTES", 0)  # every batch takes the chunked path
+    monkeypatch.setattr(ev, "ITEM_CHUNK", 37)  # chunks that split targets and histories
+    chunked = rank_users(scorer, synthetic_split, "test", EvalConfig())
+    assert dense.keys() == chunked.keys()
+    for protocol in dense:
+        assert np.array_equal(dense[protocol], chunked[protocol]), protocol
+    # a NaN table is refused in the chunked path too
+    with pytest.raises(ev.DivergedError):
+        user = torch.ones(2, 16)
+        table = torch.full((synthetic_split.n_items + 1, 16), float("nan"))
+        factored_ranks(user, table, torch.tensor([1, 2]), None, torch.tensor([[3], [4]]))
