@@ -41,7 +41,7 @@ from pipeline.html_report import write_html
 from pipeline.plots import compare_plot
 from pipeline.requests import TrainRequest
 from pipeline.results import PROTOCOL_NOTE, summarize, write_table
-from pipeline.runs import results_path, run_dir_of
+from pipeline.runs import results_path, run_folder_gone
 
 
 def supports_llmesr() -> bool:
@@ -51,7 +51,8 @@ def supports_llmesr() -> bool:
     return "llmesr" in METHODS
 
 
-def _train(cell: Cell, dataset_path: str, runs_dir: str, store_root: str, submit: bool):
+def _train(cell: Cell, dataset_path: str, dataset_name: str, runs_dir: str, store_root: str,
+           submit: bool):
     """The cell's train task: called here (returns rows) or submitted (returns a future)."""
     request = TrainRequest(dataset=dataset_path, backbones=[cell.backbone], seeds=[cell.seed],
                            overrides=cell.overrides, method=cell.train_method,
@@ -59,10 +60,8 @@ def _train(cell: Cell, dataset_path: str, runs_dir: str, store_root: str, submit
                            store_root=store_root, runs_dir=runs_dir)
     cfg = load_train_config(cell.backbone, cell.overrides, method=cell.train_method)
     users = cell.user_embedding if cell.train_method != "srs" else None
-    # A cached result whose run folder was deleted is stale: train again.
-    name = read_meta(Path(dataset_path))["name"]
-    gone = not run_dir_of(name, cfg, cell.seed, request, cell.embedding, users).is_dir()
-    task = train.with_options(refresh_cache=gone)
+    stale = run_folder_gone(dataset_name, cfg, cell.seed, request, cell.embedding, users)
+    task = train.with_options(refresh_cache=stale)
     call = task.submit if submit else task
     return call(dataset_path, cfg, cell.seed, request, cell.embedding, users)
 
@@ -74,6 +73,7 @@ def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: s
     (it is not cached, so a re-run retries it). concurrency 1: one after the other in this
     process; more: that many at once on the flow's process pool."""
     log = get_run_logger()
+    name = read_meta(Path(dataset_path))["name"]
     order = sorted(range(len(cells)), key=lambda i: -cells[i].cost)
     results: dict[int, list[dict]] = {}
     failed: list[str] = []
@@ -92,12 +92,12 @@ def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: s
     if concurrency == 1:
         for i in order:
             finish(i, time.perf_counter(),
-                   partial(_train, cells[i], dataset_path, runs_dir, store_root, False))
+                   partial(_train, cells[i], dataset_path, name, runs_dir, store_root, False))
     inflight: dict[Any, tuple[int, float]] = {}
     while concurrency > 1 and (order or inflight):
         while order and len(inflight) < concurrency:
             i = order.pop(0)
-            inflight[_train(cells[i], dataset_path, runs_dir, store_root, True)] = (
+            inflight[_train(cells[i], dataset_path, name, runs_dir, store_root, True)] = (
                 i, time.perf_counter())
         future = next(as_completed(list(inflight)))
         finish(*inflight.pop(future), future.result)

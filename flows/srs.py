@@ -20,7 +20,7 @@ from pipeline.html_report import write_html
 from pipeline.plots import head_tail_plot
 from pipeline.requests import TrainRequest
 from pipeline.results import PROTOCOL_NOTE, markdown, summarize, write_table
-from pipeline.runs import results_path, run_dir_of, srs_key, train_one
+from pipeline.runs import results_path, run_folder_gone, srs_key, train_one
 from pipeline.store_io import resolve_kind
 
 
@@ -56,9 +56,8 @@ def srs_flow(request: TrainRequest) -> str:
     for backbone in request.backbones:
         for seed in request.seeds:
             cfg = request.configs[backbone]
-            # A cached result whose run folder was deleted is stale: train again.
-            gone = not run_dir_of(ds.name, cfg, seed, request, ref, uref).is_dir()
-            rows += train.with_options(refresh_cache=request.refresh or gone)(
+            stale = run_folder_gone(ds.name, cfg, seed, request, ref, uref)
+            rows += train.with_options(refresh_cache=request.refresh or stale)(
                 path, cfg, seed, request, ref, uref)
     out = write_table(rows, results_path(request.runs_dir, ds.name))
     plot = head_tail_plot(rows, out.with_suffix(".png"), title=f"{ds.name}: full NDCG@10 by group")

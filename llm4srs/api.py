@@ -21,12 +21,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import polars as pl
 
 from embeddings_store import EmbeddingStore, VersionRef
 from pipeline.data.dataset import Dataset, read_meta
 from pipeline.errors import InputError
-from pipeline.recommend import TrainedRun
+from pipeline.recommend import TrainedRun, item_ids, raw_ids
 
 
 def open_store(root: str | Path = "store") -> EmbeddingStore:
@@ -70,17 +69,12 @@ class ItemTable:
         table = torch.cat([torch.zeros(1, self.vectors.shape[1]), self.tensor()])  # [N+1, D]
         return torch.nn.Embedding.from_pretrained(table, freeze=freeze, padding_idx=0)
 
-    def rows(self, raw_ids: list[str]) -> np.ndarray:
+    def rows(self, raw: list[str]) -> np.ndarray:
         """Rows (0-based, = item id - 1) of raw item ids; unknown ids: one InputError."""
-        index = dict(zip(self.dataset.items["raw_id"].cast(pl.String).to_list(),
-                         self.dataset.items["item_id"].to_list(), strict=True))
-        missing = [r for r in raw_ids if str(r) not in index]
-        if missing:
-            raise InputError(f"item id(s) not in dataset {self.dataset.name}: {missing[:5]}")
-        return np.array([index[str(r)] - 1 for r in raw_ids], dtype=np.int64)
+        return np.array(item_ids(self.dataset, raw), dtype=np.int64) - 1
 
     def raw_ids(self, rows: np.ndarray) -> list[str]:
-        raw = self.dataset.items.sort("item_id")["raw_id"].cast(pl.String).to_list()
+        raw = raw_ids(self.dataset)
         return [raw[int(r)] for r in np.asarray(rows).ravel()]
 
     def neighbours(self, raw_id: str, k: int = 10) -> list[tuple[str, float]]:

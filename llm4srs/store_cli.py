@@ -308,8 +308,7 @@ def promote(
     with _user_errors():
         store = EmbeddingStore(root)
         if show is not None:
-            records = promotion.history(store, show, tag)
-            typer.echo(json.dumps(records, indent=None if as_json else 2))
+            _print_json(promotion.history(store, show, tag))
             return
         if rollback is not None:
             decision = promotion.rollback(store, rollback, tag)

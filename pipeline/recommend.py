@@ -78,16 +78,7 @@ class TrainedRun:
     # ---- raw ids <-> model rows ----------------------------------------------------------
 
     def item_ids(self, raw: list[str], skip_unknown: bool = False) -> list[int]:
-        """Internal ids 1..N of raw item ids; unknown ones: one InputError naming them, or
-        left out with `skip_unknown`."""
-        index = dict(zip(self.dataset.items["raw_id"].cast(pl.String).to_list(),
-                         self.dataset.items["item_id"].to_list(), strict=True))
-        unknown = [r for r in raw if str(r) not in index]
-        if unknown and not skip_unknown:
-            shown = ", ".join(map(str, unknown[:5])) + (" …" if len(unknown) > 5 else "")
-            raise InputError(f"{len(unknown)} item id(s) not in dataset {self.dataset.name}: "
-                             f"{shown} (--skip-unknown leaves them out)")
-        return [index[str(r)] for r in raw if str(r) in index]
+        return item_ids(self.dataset, raw, skip_unknown)
 
     # ---- scoring -------------------------------------------------------------------------
 
@@ -128,8 +119,7 @@ class TrainedRun:
         seen = set(hist)
         kept = [(i, s) for i, s in zip(ids[0].tolist(), scores[0].tolist(), strict=True)
                 if i > 0 and i not in seen][:k]
-        items = self.dataset.items.sort("item_id")
-        raw, titles = items["raw_id"].cast(pl.String).to_list(), _titles(items)
+        raw, titles = raw_ids(self.dataset), _titles(self.dataset.items.sort("item_id"))
         return [{"rank": r + 1, "item": raw[i - 1], "title": titles[i - 1], "score": float(s)}
                 for r, (i, s) in enumerate(kept)]
 
@@ -139,12 +129,28 @@ class TrainedRun:
         if any(not h for h in histories):
             raise InputError("a history has no known item left: nothing to recommend from")
         values, ids = self.top_k(histories, k)
-        items = self.dataset.items.sort("item_id")
-        raw = items["raw_id"].cast(pl.String).to_list()
-        titles = _titles(items)
+        raw, titles = raw_ids(self.dataset), _titles(self.dataset.items.sort("item_id"))
         return [[{"rank": r + 1, "item": raw[i - 1], "title": titles[i - 1], "score": float(v)}
                  for r, (i, v) in enumerate(zip(row_ids.tolist(), row_vals.tolist(), strict=True))]
                 for row_ids, row_vals in zip(ids, values, strict=True)]
+
+
+def item_ids(dataset: Dataset, raw: list[str], skip_unknown: bool = False) -> list[int]:
+    """Internal ids 1..N of raw item ids; unknown ones: one InputError naming them, or left
+    out with `skip_unknown`."""
+    index = dict(zip(dataset.items["raw_id"].cast(pl.String).to_list(),
+                     dataset.items["item_id"].to_list(), strict=True))
+    unknown = [r for r in raw if str(r) not in index]
+    if unknown and not skip_unknown:
+        shown = ", ".join(map(str, unknown[:5])) + (" …" if len(unknown) > 5 else "")
+        raise InputError(f"{len(unknown)} item id(s) not in dataset {dataset.name}: "
+                         f"{shown} (--skip-unknown leaves them out)")
+    return [index[str(r)] for r in raw if str(r) in index]
+
+
+def raw_ids(dataset: Dataset) -> list[str]:
+    """Raw item ids in internal-id order: element i-1 is item i's."""
+    return dataset.items.sort("item_id")["raw_id"].cast(pl.String).to_list()
 
 
 def _item_embedding(state: dict, cfg: TrainConfig, n_items: int):

@@ -131,6 +131,13 @@ def run_dir_of(dataset_name: str, cfg: TrainConfig, seed: int, request: TrainReq
     return run_folder(runs_dir, dataset_name, backbone, tag, cfg.config_hash(), f"s{seed}")
 
 
+def run_folder_gone(dataset_name: str, cfg: TrainConfig, seed: int, request: TrainRequest,
+                    embedding: str | None, user_embedding: str | None) -> bool:
+    """Whether a run's folder is missing: a cached result for it would cite checkpoints that
+    are gone, so the flows train it again instead of answering from the cache."""
+    return not run_dir_of(dataset_name, cfg, seed, request, embedding, user_embedding).is_dir()
+
+
 def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequest,
               embedding: str | None = None, user_embedding: str | None = None
               ) -> tuple[list[dict], str]:

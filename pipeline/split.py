@@ -75,9 +75,14 @@ def leave_one_out(dataset: Dataset, n_neg: int = 100, neg_seed: int = 0) -> Spli
 def fewest_unseen(dataset: Dataset) -> tuple[int, int]:
     """(user id, number of items outside that user's whole sequence), for the user with the
     fewest: the most sampled negatives the dataset allows."""
-    free = [dataset.n_items - len(np.unique(seq)) for seq in dataset.sequences]
+    free = unseen_counts(dataset.sequences, dataset.n_items)
     u = int(np.argmin(free))
     return u + 1, free[u]
+
+
+def unseen_counts(seqs: list[np.ndarray], n_items: int) -> list[int]:
+    """Per user, the number of items outside their whole sequence."""
+    return [n_items - len(np.unique(seq)) for seq in seqs]
 
 
 def check_negatives(dataset: Dataset, n_negatives: Iterable[int]) -> None:
@@ -102,7 +107,7 @@ def sample_negatives(
     seqs: list[np.ndarray], n_items: int, n_neg: int, seed: int, name: str = "dataset"
 ) -> np.ndarray:
     """[U, n_neg] distinct items outside each user's whole sequence (uniform, seeded)."""
-    free = [n_items - len(np.unique(seq)) for seq in seqs]
+    free = unseen_counts(seqs, n_items)
     if seqs and min(free) < n_neg:
         u = int(np.argmin(free))
         raise InputError(negatives_message(name, u + 1, free[u], n_neg))
