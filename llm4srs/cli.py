@@ -255,20 +255,31 @@ def export(
     store: StoreOpt = Path("store"),
     runs_dir: RunsDirOpt = Path("runs"),
     encoder: Annotated[bool, typer.Option(help="also write the sequence encoder as a torch.export program (encoder.pt2 in the run folder)")] = True,
+    onnx: Annotated[bool, typer.Option(help="also write the sequence encoder as ONNX (encoder.onnx in the run folder, checked with onnxruntime)")] = True,
     as_json: Annotated[bool, typer.Option("--json", help="print JSON")] = False,
 ) -> None:
     """Write a trained run's item table to the store (items/run-<run>, with lineage) and its
-    encoder as a torch.export program whose outputs are checked against PyTorch."""
+    encoder as a torch.export program and as ONNX, each checked against PyTorch."""
     from embeddings_store import EmbeddingStore
-    from pipeline.recommend import TrainedRun, export_encoder, export_item_table, find_run
+    from pipeline.recommend import (
+        PARITY_TOL,
+        TrainedRun,
+        export_encoder,
+        export_item_table,
+        export_onnx,
+        find_run,
+    )
 
     trained = TrainedRun.load(find_run(run, runs_dir))
     out: dict = {"items": export_item_table(trained, EmbeddingStore(store))}
     if encoder:
         path, gap = export_encoder(trained, trained.folder / "encoder.pt2")
-        if gap > 1e-5:
-            raise RuntimeError(f"exported encoder differs from PyTorch by {gap:.2e} (> 1e-5)")
+        if gap > PARITY_TOL:
+            raise RuntimeError(f"exported encoder differs from PyTorch by {gap:.2e} (> {PARITY_TOL:.0e})")
         out.update(encoder=str(path), max_abs_difference=gap)
+    if onnx:  # export_onnx refuses (writes nothing) above PARITY_TOL itself
+        path, gap = export_onnx(trained, trained.folder / "encoder.onnx")
+        out.update(onnx=str(path), onnx_max_abs_difference=gap)
     typer.echo(json.dumps(out) if as_json else "\n".join(f"{k}: {v}" for k, v in out.items()))
 
 

@@ -4,12 +4,20 @@ A run folder (`runs/<dataset>/<run>/`) holds `config.json`, `best.pt` and `run.j
 card `pipeline.runs.train_one` writes: dataset folder and fingerprint, method, stored
 inputs). `TrainedRun.load` rebuilds the model from them alone — no store, no Prefect — and
 `recommend` ranks the whole catalogue for a history of the user's own item ids, the history
-itself excluded, so a user the model never saw is served like any other.
+itself excluded, so a user the model never saw is served like any other. The export
+functions at the bottom write the run's item table to the store and its sequence encoder
+as files other programs run (`encoder.pt2`, `encoder.onnx`), each checked against PyTorch.
 """
 
 from __future__ import annotations
 
+import contextlib
+import itertools
 import json
+import logging
+import types
+import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,9 +61,9 @@ class TrainedRun:
             raise InputError(f"run {folder} has no {RUN_CARD} (trained before runs carried "
                              "one): train it again with --force")
         card = json.loads(card_path.read_text())
-        if card["backbone"] == "pop" or card["method"].startswith("llmesr"):
-            raise InputError(f"run {folder}: recommend serves single-view backbones "
-                             f"(id, llm-init, llm-frozen_adapter), not {card['method']}")
+        if card["backbone"] == "pop":
+            raise InputError(f"run {folder}: a popularity run has no model to load "
+                             "(recommend and export serve the neural backbones)")
         data = Path(card["dataset_path"])
         if not (data / "meta.json").is_file() or read_meta(data)["fingerprint"] != card["fingerprint"]:
             raise InputError(f"run {folder}: its prepared dataset {data} is gone or changed "
@@ -67,7 +75,10 @@ class TrainedRun:
         cfg = TrainConfig.model_validate_json((folder / "config.json").read_text())
         state = checkpoint.load(best)["model"]
         dataset = Dataset.load(data)
-        model = build_model(cfg, dataset.n_items, _item_embedding(state, cfg, dataset.n_items))
+        if card["method"].startswith("llmesr"):
+            model = _llmesr_model(state, cfg, dataset.n_items)
+        else:
+            model = build_model(cfg, dataset.n_items, _item_embedding(state, cfg, dataset.n_items))
         model.load_state_dict(state)
         return cls(folder, cfg, dataset, model.eval(), card)
 
@@ -164,6 +175,23 @@ def _item_embedding(state: dict, cfg: TrainConfig, n_items: int):
     return IdEmbedding(n_items, cfg.model.dim)  # id and llm-init: a trained table
 
 
+def _llmesr_model(state: dict, cfg: TrainConfig, n_items: int) -> torch.nn.Module:
+    """An LLM-ESR model shaped like its checkpoint, for load_state_dict: the views present
+    in the state (the frozen LLM table is a buffer there, so no store is read) around the
+    run's backbone, with the run's own `llmesr` switches."""
+    from models.item_emb import FrozenAdapterEmbedding, IdEmbedding
+    from models.srs.llmesr import LLMESR
+
+    collaborative = semantic = None
+    if "item_emb.collaborative.table.weight" in state:
+        collaborative = IdEmbedding(n_items, cfg.model.dim)
+    if "item_emb.semantic.frozen" in state:
+        frozen = state["item_emb.semantic.frozen"]  # [N, P]
+        hidden = state["item_emb.semantic.adapter.0.weight"].shape[0]
+        semantic = FrozenAdapterEmbedding(torch.zeros_like(frozen), cfg.model.dim, hidden)
+    return LLMESR(cfg.model, cfg.llmesr, collaborative, semantic)
+
+
 def _titles(items: pl.DataFrame) -> list[str]:
     """A display title per item: `title` when the dataset has one, else its first text
     column, else the raw id."""
@@ -210,6 +238,13 @@ def write_top_k(users: list[str], recs: list[list[dict]], out: Path) -> Path:
 # ---- export ---------------------------------------------------------------------------------
 
 
+# Largest |exported - PyTorch| an exported encoder may show on real histories (issue #18).
+PARITY_TOL = 1e-5
+# An ONNX file is one protobuf, which cannot pass 2 GiB; beyond that the weights would go
+# to a side file, which the write-aside-then-rename below does not carry.
+ONNX_MAX_BYTES = 2 << 30
+
+
 class _Encoder(torch.nn.Module):
     """The sequence encoder alone: item ids [B, T] (left-padded, 0 = pad) -> user [B, D]."""
 
@@ -219,6 +254,78 @@ class _Encoder(torch.nn.Module):
 
     def forward(self, seq: torch.Tensor) -> torch.Tensor:
         return self.model(seq)
+
+
+def _example_batches(run: TrainedRun, batch: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Two batches of the dataset's real histories (each user's training part), left-padded
+    to the run's window: `batch` users to trace with, and `batch + 3` others to check with
+    (another size, so the dynamic batch axis is exercised too)."""
+    from models.sequences import pad_left
+
+    seqs = [np.asarray(s[:-2], dtype=np.int64) for s in run.dataset.sequences]
+    example, check = seqs[:batch], seqs[batch:2 * batch + 3] or seqs[:1]
+    t = run.config.model.max_len
+    return pad_left(example, t), pad_left(check, t)
+
+
+def _gru_unpacked(self, x: torch.Tensor, seq: torch.Tensor) -> torch.Tensor:
+    """GRU4Rec.encode_vectors with the GRU run over the right-padded view as it is, not
+    packed (see _traceable): same parameters, same outputs at real positions."""
+    t = seq.shape[1]
+    lengths = (seq > 0).sum(1)  # [B]
+    ar = torch.arange(t, device=seq.device)[None]  # [1, T]
+    shift = (t - lengths)[:, None]  # [B, 1] leading pads
+    gather = (ar + shift).clamp(max=t - 1)[..., None].expand(-1, -1, x.shape[-1])
+    out, _ = self.gru(self.drop(x.gather(1, gather)))  # [B, T, D], right-padded
+    back = (ar - shift).clamp(min=0)[..., None].expand(-1, -1, out.shape[-1])
+    h = out.gather(1, back) * (seq > 0)[..., None]  # left-padded again
+    return self.out(self.drop(h))
+
+
+@contextlib.contextmanager
+def _traceable(model: torch.nn.Module) -> Iterator[None]:
+    """While exporting, every GRU4Rec in `model` (the backbone, or LLM-ESR's encoders) runs
+    its GRU unpacked.
+
+    GRU4Rec packs its sequences (pack_padded_sequence), whose per-step batch sizes are read
+    from the data: torch.export cannot trace that (torch.zeros of a data-dependent size),
+    and the legacy TorchScript exporter (dynamo=False, deprecated) traces it into a graph
+    that is off by ~0.1. A one-directional GRU's output at a real position depends only on
+    the items up to it, so running it over the right-padded view unpacked gives the same
+    outputs there, and padding positions are zeroed as before. The exports' parity checks
+    compare with the packed model, outside this context.
+    """
+    from models.srs.gru4rec import GRU4Rec
+
+    grus = [m for m in model.modules() if isinstance(m, GRU4Rec)]
+    for m in grus:
+        m.encode_vectors = types.MethodType(_gru_unpacked, m)
+    try:
+        yield
+    finally:
+        for m in grus:
+            del m.encode_vectors
+
+
+@contextlib.contextmanager
+def _quiet_exporter() -> Iterator[None]:
+    """Silence what torch's exporters say that a user of `export` cannot act on: one logged
+    warning per torchvision operator the ONNX exporter cannot register (torchvision is not
+    installed), deprecation notices from torch's own internals (`LeafSpec`), and, for
+    GRU4Rec, nn.GRU refreshing its `_flat_weights` list during the trace (the same
+    parameters, exported as such)."""
+    logger = logging.getLogger("torch.onnx")
+    level = logger.level
+    logger.setLevel(logging.ERROR)
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.filterwarnings("ignore", r".*LeafSpec.* is deprecated", FutureWarning)
+            warnings.filterwarnings("ignore", r".*_flat_weights.* were assigned during export",
+                                    UserWarning)
+            yield
+    finally:
+        logger.setLevel(level)
 
 
 def export_item_table(run: TrainedRun, store) -> str:
@@ -247,18 +354,76 @@ def export_item_table(run: TrainedRun, store) -> str:
 def export_encoder(run: TrainedRun, path: Path, batch: int = 4) -> tuple[Path, float]:
     """The encoder as a `torch.export` program (`.pt2`: torch.export.load(path).module()),
     any batch size, window `max_len`; returns (path, largest |difference| from PyTorch on
-    a batch of the dataset's real histories)."""
+    two batches of the dataset's real histories)."""
     from embeddings_store.atomic import atomic_path
-    from models.sequences import pad_left
 
     encoder = _Encoder(run.model).eval()
-    seqs = [np.asarray(s[:-2], dtype=np.int64) for s in run.dataset.sequences[:batch]]
-    example = pad_left(seqs, run.config.model.max_len)  # [B, T]
+    example, check = _example_batches(run, batch)
     dims = {"seq": {0: torch.export.Dim("batch", min=1, max=1 << 16)}}
-    program = torch.export.export(encoder, (example,), dynamic_shapes=dims)
-    with atomic_path(path, suffix=".pt2") as tmp:
-        torch.export.save(program, str(tmp))
-    loaded = torch.export.load(str(path)).module()
+    with _traceable(run.model), _quiet_exporter():
+        program = torch.export.export(encoder, (example,), dynamic_shapes=dims)
+        with atomic_path(path, suffix=".pt2") as tmp:
+            torch.export.save(program, str(tmp))
+        loaded = torch.export.load(str(path)).module()
     with torch.no_grad():
-        gap = (loaded(example) - encoder(example)).abs().max().item()
+        gap = max((loaded(b) - encoder(b)).abs().max().item() for b in (example, check))
+    return path, gap
+
+
+def export_onnx(run: TrainedRun, path: Path, batch: int = 4) -> tuple[Path, float]:
+    """The encoder as ONNX (torch's dynamo exporter): input `seq`, int64 [batch, max_len],
+    left-padded internal item ids (0 = padding, most recent last), any batch size, the
+    window fixed at the run's `max_len`; output `user`, float32 [batch, D], what
+    `run.model(seq)` returns. Score items as the run does, by inner product with its item
+    table (`export_item_table`: `items/run-<run>`, row i-1 = item i).
+
+    Written aside, run with onnxruntime (CPU) on two batches of the dataset's real
+    histories and compared with PyTorch; renamed into place only when the largest
+    |difference| is at most PARITY_TOL, else RuntimeError and nothing is written. Returns
+    (path, that difference). The file's metadata names the run (`llm4srs.run`), its
+    dataset fingerprint and config hash.
+
+    A downstream job needs onnxruntime and numpy only (examples/onnx_encoder.py)::
+
+        import numpy as np, onnxruntime as ort
+        sess = ort.InferenceSession("runs/<dataset>/<run>/encoder.onnx",
+                                    providers=["CPUExecutionProvider"])
+        window = sess.get_inputs()[0].shape[1]             # the run's max_len
+        seq = np.zeros((1, window), np.int64)
+        seq[0, -3:] = [12, 7, 3]                            # internal ids, oldest first
+        user = sess.run(["user"], {"seq": seq})[0]          # [1, D]
+        scores = user @ items.T                             # items: [N, D], row i-1 = item i
+    """
+    import onnxruntime as ort  # here, not at the top: `llm4srs --help` must stay fast
+
+    from embeddings_store.atomic import atomic_path
+
+    encoder = _Encoder(run.model).eval()
+    size = sum(t.numel() * t.element_size()
+               for t in itertools.chain(encoder.parameters(), encoder.buffers()))
+    if size > ONNX_MAX_BYTES:
+        raise InputError(f"run {run.name}: its encoder's weights ({size / 2**30:.1f} GiB) pass "
+                         "ONNX's 2 GiB single-file limit; use the torch.export program "
+                         "(encoder.pt2) instead")
+    example, check = _example_batches(run, batch)
+    with torch.no_grad():
+        want = [encoder(b).numpy() for b in (example, check)]
+    dims = {"seq": {0: torch.export.Dim("batch", min=1, max=1 << 16)}}
+    with _traceable(run.model), _quiet_exporter():
+        program = torch.onnx.export(encoder, (example,), dynamo=True, input_names=["seq"],
+                                    output_names=["user"], dynamic_shapes=dims, verbose=False)
+    program.model.metadata_props.update({
+        "llm4srs.run": run.name, "llm4srs.fingerprint": run.dataset.fingerprint,
+        "llm4srs.config_hash": str(run.card.get("config_hash", "")),
+        "llm4srs.max_len": str(run.config.model.max_len)})
+    with atomic_path(path, suffix=".onnx") as tmp:
+        program.save(str(tmp), external_data=False)
+        options = ort.SessionOptions()
+        options.log_severity_level = 3  # errors only
+        session = ort.InferenceSession(str(tmp), options, providers=["CPUExecutionProvider"])
+        gap = max(float(np.abs(session.run(["user"], {"seq": b.numpy()})[0] - w).max())
+                  for b, w in zip((example, check), want, strict=True))
+        if not gap <= PARITY_TOL:  # NaN too
+            raise RuntimeError(f"the ONNX encoder of {run.name} differs from PyTorch by "
+                               f"{gap:.2e} (> {PARITY_TOL:.0e}); not written")
     return path, gap

@@ -160,3 +160,145 @@ def test_export_item_table_lineage_encoder_parity_and_ann(trained, synthetic_dat
     exact = run.recommend(history, k=10)
     assert [r["item"] for r in via_index] == [r["item"] for r in exact]
     assert np.allclose([r["score"] for r in via_index], [r["score"] for r in exact], atol=1e-4)
+
+
+# ---- ONNX export (issue #18) --------------------------------------------------------------
+
+
+def _histories(dataset, start: int, size: int) -> list[np.ndarray]:
+    """`size` real histories, some cut short and one empty: left padding of every length."""
+    cut = [None, 3, 1, 0]  # whole, 3 items, 1 item, none
+    return [np.asarray(s[:-1])[: cut[i % 4]]
+            for i, s in enumerate(dataset.sequences[start:start + size])]
+
+
+def _ort_session(path):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+
+
+def test_onnx_encoder_is_the_models_forward_on_any_batch_size(trained, synthetic_dataset, tmp_path):
+    from models.sequences import pad_left
+    from pipeline.recommend import export_onnx
+
+    run, _, _ = trained
+    path, gap = export_onnx(run, tmp_path / "encoder.onnx")
+    assert path == tmp_path / "encoder.onnx" and 0 <= gap <= 1e-5
+    assert [p.name for p in tmp_path.iterdir()] == ["encoder.onnx"]  # nothing left aside
+    session = _ort_session(path)
+    (seq_in,), (user_out,) = session.get_inputs(), session.get_outputs()
+    assert (seq_in.name, seq_in.type, user_out.name) == ("seq", "tensor(int64)", "user")
+    assert isinstance(seq_in.shape[0], str) and seq_in.shape[1] == run.config.model.max_len
+    meta = session.get_modelmeta().custom_metadata_map
+    assert meta["llm4srs.run"] == run.name
+    assert meta["llm4srs.fingerprint"] == synthetic_dataset.fingerprint
+    for size in (1, 5):  # traced on 4 users: the batch axis is free
+        batch = pad_left(_histories(synthetic_dataset, 30, size), run.config.model.max_len)
+        user = session.run(["user"], {"seq": batch.numpy()})[0]
+        with torch.no_grad():
+            want = run.model.forward(batch).numpy()  # the user representation
+        assert user.shape == want.shape == (size, run.config.model.dim)
+        assert np.abs(user - want).max() <= 1e-5
+
+
+def test_onnx_export_refuses_a_gap_above_the_tolerance(trained, tmp_path, monkeypatch):
+    import pipeline.recommend as recommend
+
+    run, _, _ = trained
+    monkeypatch.setattr(recommend, "PARITY_TOL", -1.0)  # any gap is too large
+    with pytest.raises(RuntimeError, match=r"differs from PyTorch by .*not written"):
+        recommend.export_onnx(run, tmp_path / "encoder.onnx")
+    assert list(tmp_path.iterdir()) == []
+
+
+@pytest.mark.parametrize("backbone, method", [("gru4rec", "srs"), ("bert4rec", "srs"),
+                                              ("sasrec", "llmesr"), ("gru4rec", "llmesr")])
+def test_other_backbones_and_llmesr_export_with_parity(backbone, method, synthetic_dataset,
+                                                        tmp_path):
+    """A run folder as train_one leaves it (untrained weights), loaded by TrainedRun.load
+    (LLM-ESR from its checkpoint alone, no store), then both exports. GRU4Rec packs its
+    sequences, which torch.export cannot trace: the exports run its GRU unpacked."""
+    from models.sequences import pad_left
+    from pipeline import checkpoint
+    from pipeline.config import load_train_config
+    from pipeline.recommend import TrainedRun, export_encoder, export_onnx
+    from pipeline.runs import write_run_card
+    from pipeline.train import build_model
+
+    torch.manual_seed(0)
+    n = synthetic_dataset.n_items
+    cfg = load_train_config(backbone, {"model.dim": 16, "model.max_len": 20}, method=method)
+    if method == "llmesr":
+        from pipeline.methods.llmesr.train import build_llmesr
+
+        vectors = np.random.default_rng(0).normal(size=(n, 24)).astype(np.float32)
+        model, card_method = build_llmesr(cfg, vectors), cfg.llmesr.variant()
+    else:
+        model, card_method = build_model(cfg, n), "id"
+    folder = tmp_path / "run"
+    folder.mkdir()
+    (folder / "config.json").write_text(cfg.model_dump_json())
+    checkpoint.save(folder / "best.pt", {"model": model.state_dict()})
+    write_run_card(folder, synthetic_dataset, method=card_method, backbone=backbone, seed=0,
+                   config_hash=cfg.config_hash())
+    run = TrainedRun.load(folder)
+    batch = pad_left(_histories(synthetic_dataset, 40, 5), 20)
+    with torch.no_grad():
+        assert torch.equal(run.model(batch), model.eval()(batch))  # loaded = saved
+    raw = synthetic_dataset.items.sort("item_id")["raw_id"].cast(str).to_list()
+    assert len(run.recommend(raw[:3], k=5)) == 5  # LLM-ESR runs are served too
+
+    pt2, pt2_gap = export_encoder(run, folder / "encoder.pt2")
+    onnx, onnx_gap = export_onnx(run, folder / "encoder.onnx")
+    assert pt2_gap <= 1e-5 and onnx_gap <= 1e-5
+    session, program = _ort_session(onnx), torch.export.load(str(pt2)).module()
+    for size in (1, 5):
+        seq = batch[:size]
+        with torch.no_grad():
+            want = run.model(seq)
+            assert (program(seq) - want).abs().max() <= 1e-5
+        assert np.abs(session.run(["user"], {"seq": seq.numpy()})[0] - want.numpy()).max() <= 1e-5
+
+
+def test_export_cli_lists_both_encoders_and_their_gaps(trained, tmp_path, monkeypatch, capsys):
+    from llm4srs.cli import main
+
+    run, runs, name = trained
+    monkeypatch.setattr(sys, "argv", ["llm4srs", "export", name, "--runs-dir", str(runs),
+                                      "--store", str(tmp_path / "store"), "--json"])
+    with pytest.raises(SystemExit) as exc:
+        main()
+    out = capsys.readouterr()
+    assert exc.value.code == 0, out.err
+    printed = json.loads(out.out)
+    assert printed["onnx"] == str(run.folder / "encoder.onnx")
+    assert printed["encoder"] == str(run.folder / "encoder.pt2")
+    assert 0 <= printed["onnx_max_abs_difference"] <= 1e-5
+    assert 0 <= printed["max_abs_difference"] <= 1e-5
+
+
+def test_the_onnx_example_ranks_as_recommend_does(trained, synthetic_dataset, tmp_path,
+                                                  monkeypatch):
+    from embeddings_store import EmbeddingStore
+    from pipeline.recommend import export_item_table, export_onnx
+
+    run, _, _ = trained
+    monkeypatch.setitem(run.card, "embedding", None)  # an earlier test named a parent
+    store = EmbeddingStore(tmp_path / "store")
+    export_item_table(run, store)
+    path, _ = export_onnx(run, tmp_path / "encoder.onnx")
+    raw = synthetic_dataset.items.sort("item_id")["raw_id"].cast(str).to_list()
+    history = raw[4:9]
+    probe = ("import runpy, sys; sys.argv = ['onnx_encoder.py'] + sys.argv[1:]; "
+             f"runpy.run_path({str(ROOT / 'examples' / 'onnx_encoder.py')!r}, run_name='__main__'); "
+             "assert 'torch' not in sys.modules, 'the ONNX example imported PyTorch'")
+    done = subprocess.run(
+        [sys.executable, "-c", probe, "--onnx", str(path), "--store", str(tmp_path / "store"),
+         "--data-dir", str(synthetic_dataset.path.parents[1]), "--history", ",".join(history)],
+        capture_output=True, text=True, cwd=ROOT)
+    assert done.returncode == 0, done.stderr
+    rows = [line.split() for line in done.stdout.splitlines()]
+    exact = run.recommend(history, k=10)
+    assert [r[1] for r in rows] == [r["item"] for r in exact]
+    assert np.allclose([float(r[2]) for r in rows], [r["score"] for r in exact], atol=1e-4)
