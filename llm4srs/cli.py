@@ -89,6 +89,7 @@ def train(
     store: StoreOpt = Path("store"),
     resume: ResumeOpt = False,
     force: Annotated[bool, typer.Option(help="train again instead of reusing a cached run (e.g. after deleting its run folder)")] = False,
+    nproc: Annotated[int | None, typer.Option(min=1, help="training processes per run (torch.distributed: gloo on CPU, NCCL on GPUs, one GPU each); the global batch stays batch_size (= --set nproc=N)")] = None,
     data_dir: DataDirOpt = Path("data"),
     runs_dir: RunsDirOpt = Path("runs"),
     as_json: RowsJsonOpt = False,
@@ -103,6 +104,8 @@ def train(
     overrides = parse_sets(set_)
     if config is not None:
         overrides = {**_yaml_overrides(config), **overrides}
+    if nproc is not None:
+        overrides["nproc"] = nproc
     request = TrainRequest(
         dataset=dataset, backbones=csv_list(backbone), seeds=parse_seeds(seeds),
         overrides=overrides, method=method, embedding=embeddings,

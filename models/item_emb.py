@@ -38,9 +38,12 @@ class ItemEmbedding(nn.Module, ABC):
 class IdEmbedding(ItemEmbedding):
     """A trainable ID table (the classic SRS item embedding), optionally initialised."""
 
-    def __init__(self, n_items: int, dim: int, init: torch.Tensor | None = None) -> None:
+    def __init__(self, n_items: int, dim: int, init: torch.Tensor | None = None,
+                 sparse: bool = False) -> None:
+        """sparse: row-sparse gradients, for losses that only look rows up (the sampled
+        ones); `scoring_table` is then for scoring without gradient only."""
         super().__init__(n_items, dim)
-        self.table = nn.Embedding(n_items + 2, dim, padding_idx=0)
+        self.table = nn.Embedding(n_items + 2, dim, padding_idx=0, sparse=sparse)
         nn.init.normal_(self.table.weight, std=dim**-0.5)
         with torch.no_grad():
             if init is not None:

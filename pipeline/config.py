@@ -10,6 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.srs import BACKBONES, SRSConfig
+from models.srs.base import SAMPLED_LOSSES
 from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
@@ -48,6 +49,9 @@ class TrainConfig(BaseModel):
     lr_decay_factor: float = Field(0.5, gt=0, lt=1)
     eval_every: int = Field(1, ge=1)
     threads: int | None = None  # torch intra-op threads; None = torch's default
+    # Training processes of one run (torch.distributed: gloo on CPU, NCCL on GPUs; pipeline/
+    # distributed.py). The global batch stays batch_size, split between them.
+    nproc: int = Field(1, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"  # auto: CUDA when present, else CPU
     # bf16 autocast of the forward pass (fp32 weights and softmax): ~1.8× faster on CPUs with
     # AVX512-BF16/AMX and on GPUs, same quality on ML-100k. None = where it is fast.

@@ -61,6 +61,10 @@ class EvalConfig(BaseModel):
     head_user_frac: float = Field(0.2, gt=0, lt=1)
     item_pop_threshold: int | None = None  # popularity >= this ⇒ head item (papers' values)
     user_len_threshold: int | None = None  # training length >= this ⇒ head user
+    # Evaluate a fixed, seeded sample of this many users instead of all (huge datasets):
+    # rows then carry n_users = the sample's and ci95, the 95% interval's half-width.
+    user_sample: int | None = Field(None, ge=1)
+    sample_seed: int = 0
 
 
 @dataclass(frozen=True)
@@ -148,14 +152,19 @@ def sampled_ranks(scores: torch.Tensor, targets: torch.Tensor, negatives: torch.
 
 def metrics_from_ranks(ranks: np.ndarray, ks: tuple[int, ...], mrr_k: int) -> dict[str, float]:
     """Mean HR@k, NDCG@k (one relevant item) and MRR@mrr_k over 0-based ranks."""
-    out: dict[str, float] = {}
+    return {m: float(v.mean()) for m, v in per_user_metrics(ranks, ks, mrr_k).items()}
+
+
+def per_user_metrics(ranks: np.ndarray, ks: tuple[int, ...], mrr_k: int) -> dict[str, np.ndarray]:
+    """Each user's HR@k, NDCG@k (one relevant item) and MRR@mrr_k from 0-based ranks [U]."""
+    out: dict[str, np.ndarray] = {}
     if len(ranks) == 0:
         return out
     for k in ks:
         hit = ranks < k
-        out[f"hr@{k}"] = float(hit.mean())
-        out[f"ndcg@{k}"] = float(np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0).mean())
-    out[f"mrr@{mrr_k}"] = float(np.where(ranks < mrr_k, 1.0 / (ranks + 1.0), 0.0).mean())
+        out[f"hr@{k}"] = hit.astype(np.float64)
+        out[f"ndcg@{k}"] = np.where(hit, 1.0 / np.log2(ranks + 2.0), 0.0)
+    out[f"mrr@{mrr_k}"] = np.where(ranks < mrr_k, 1.0 / (ranks + 1.0), 0.0)
     return out
 
 
@@ -168,14 +177,18 @@ def _check_finite(scores: torch.Tensor, stage: str, idx: np.ndarray) -> None:
                             f"{len(users)} users (first: user {users[0]})")
 
 
-def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> dict[str, np.ndarray]:
-    """Ranks of every user's `stage` target under both protocols: {'full': [U], 's100': [U]}."""
+def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig,
+               users: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Ranks of every user's `stage` target under both protocols: {'full': [U], 's100': [U]}.
+    With `users` (0-based indices), of those users only, in that order: one process's share
+    of a multi-process evaluation (pipeline/distributed.py)."""
     inputs = split.inputs(stage)
     targets = split.targets(stage)
-    full, sampled = [], []
+    chosen = np.arange(split.n_users) if users is None else np.asarray(users, dtype=np.int64)
+    full, sampled = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
     with torch.inference_mode():
-        for start in range(0, split.n_users, cfg.batch_size):
-            idx = np.arange(start, min(start + cfg.batch_size, split.n_users))
+        for start in range(0, len(chosen), cfg.batch_size):
+            idx = chosen[start:start + cfg.batch_size]
             batch_inputs = [inputs[i] for i in idx]
             tgt = torch.from_numpy(targets[idx])
             hist = batch_inputs if cfg.mask_history else None
@@ -195,26 +208,54 @@ def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> dic
 
 
 def evaluate(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> list[dict]:
-    """Rows {protocol, group, metric, value, n_users} for every protocol × group × metric."""
-    ranks = rank_users(scorer, split, stage, cfg)
+    """Rows {protocol, group, metric, value, n_users, ci95} for every protocol × group ×
+    metric, over every user or over `cfg.user_sample` of them."""
+    users = sample_users(split.n_users, cfg)
+    return metric_rows(rank_users(scorer, split, stage, cfg, users=users), split, stage, cfg,
+                       users=users)
+
+
+def sample_users(n_users: int, cfg: EvalConfig) -> np.ndarray | None:
+    """The fixed, seeded sample of 0-based users `cfg.user_sample` asks for, sorted; None
+    (every user) when there is no sample or it would hold them all. Independent of the
+    model and the training seed, so every run on a dataset is scored on the same users."""
+    if cfg.user_sample is None or cfg.user_sample >= n_users:
+        return None
+    rng = np.random.default_rng(cfg.sample_seed)
+    return np.sort(rng.choice(n_users, size=cfg.user_sample, replace=False))
+
+
+def metric_rows(ranks: dict[str, np.ndarray], split: Split, stage: str, cfg: EvalConfig,
+                users: np.ndarray | None = None) -> list[dict]:
+    """`evaluate`'s rows from the users' ranks ({protocol: [U]} in user order; with `users`,
+    the ranks of those 0-based users, in that order)."""
     groups = Groups.from_split(split, cfg)
-    target_head = groups.head_items[split.targets(stage)]
+    chosen = np.arange(split.n_users) if users is None else users
+    target_head = groups.head_items[split.targets(stage)[chosen]]
     masks = {
-        "overall": np.ones(split.n_users, dtype=bool),
+        "overall": np.ones(len(chosen), dtype=bool),
         "head_item": target_head,
         "tail_item": ~target_head,
-        "head_user": groups.head_users,
-        "tail_user": ~groups.head_users,
+        "head_user": groups.head_users[chosen],
+        "tail_user": ~groups.head_users[chosen],
     }
     rows = []
     for protocol, r in ranks.items():
         for group, mask in masks.items():
-            for metric, value in metrics_from_ranks(r[mask], cfg.ks, cfg.mrr_k).items():
+            per_user = per_user_metrics(r[mask], cfg.ks, cfg.mrr_k)
+            for metric, values in per_user.items():
                 rows.append(
                     {"protocol": protocol, "group": group, "metric": metric,
-                     "value": value, "n_users": int(mask.sum())}
+                     "value": float(values.mean()), "n_users": int(mask.sum()),
+                     "ci95": ci95(values)}
                 )
     return rows
+
+
+def ci95(values: np.ndarray) -> float:
+    """Half-width of the normal 95% interval of a mean over users: 1.96·s/√n."""
+    n = len(values)
+    return float(1.96 * values.std(ddof=1) / np.sqrt(n)) if n > 1 else float("nan")
 
 
 def pick(rows: list[dict], protocol: str = "full", group: str = "overall", metric: str = "ndcg@10") -> float:

@@ -79,6 +79,7 @@ class TrainRequest(BaseModel):
         if self.embedding is not None:  # it fits the prepared dataset (fingerprint, ids, width)
             self._check_item_table(ds, configs)
         check_negatives(ds, [c.n_negatives for c in configs.values()])
+        configs = {b: _resolve_loss(c, ds.n_items) for b, c in configs.items()}
         for cfg in configs.values():
             check_step_memory(cfg, ds.n_items)
         return self.model_copy(update={"configs": configs, "dataset_path": str(ds.path)})
@@ -101,6 +102,13 @@ class TrainRequest(BaseModel):
         dims = [c.model.dim for c in configs.values() if c.backbone != "pop"]
         check_item_embedding(ds, EmbeddingStore(self.store_root), self.embedding,
                              max(dims) if init and dims else None)
+
+
+def _resolve_loss(cfg: TrainConfig, n_items: int) -> TrainConfig:
+    """model.loss=auto becomes the loss it stands for on this catalogue (models.srs.base)."""
+    from models.srs.base import resolve_loss
+
+    return cfg.model_copy(update={"model": resolve_loss(cfg.model, n_items)})
 
 
 def check_step_memory(cfg: TrainConfig, n_items: int, available: int | None = None) -> None:

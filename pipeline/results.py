@@ -9,8 +9,9 @@ import polars as pl
 from embeddings_store.atomic import atomic_path
 
 # user_embedding: the users/… version LLM-ESR's self-distillation retrieved neighbours from.
+# ci95: half-width of the 95% interval of `value` over the n_users users (1.96·s/√n).
 COLUMNS = ["dataset", "fingerprint", "method", "backbone", "embedding", "user_embedding", "seed",
-           "split", "protocol", "group", "metric", "value", "n_users", "train_seconds", "best_epoch",
+           "split", "protocol", "group", "metric", "value", "n_users", "ci95", "train_seconds", "best_epoch",
            "config_hash", "run"]  # run: dataset/run-folder, what `llm4srs recommend` takes
 SUMMARY_METRICS = ("ndcg@10", "hr@10", "ndcg@20", "hr@20", "mrr@10")
 

@@ -172,11 +172,12 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
         method_name, used_items = cfg.llmesr.variant(), embedding
     else:
         from pipeline.methods.llm_init.table import load_item_embedding
+        from pipeline.train import sparse_rows
 
         item_emb = None
         if embedding is not None and backbone != "pop":
             item_emb = load_item_embedding(ds, EmbeddingStore(request.store_root), embedding,
-                                           mode, cfg.model.dim)
+                                           mode, cfg.model.dim, sparse=sparse_rows(cfg))
         result = train_srs(split, cfg, run_dir, resume=request.resume, item_emb=item_emb)
         method_name = "pop" if backbone == "pop" else ("id" if item_emb is None else f"llm-{mode}")
         used_items = embedding if item_emb is not None else None
@@ -184,7 +185,8 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     write_run_card(run_dir, ds, method=method_name, backbone=backbone, seed=seed,
                    embedding=used_items, embedding_mode=mode if used_items else None,
                    user_embedding=used_users, config_hash=cfg.config_hash(),
-                   best_epoch=result.best_epoch, valid_rows=result.valid_rows)
+                   best_epoch=result.best_epoch, valid_rows=result.valid_rows,
+                   **_distributed_card(cfg))
     rows = result_rows(ds, result.test_rows, method=method_name, backbone=backbone,
                        embedding=used_items, user_embedding=used_users, seed=seed,
                        train_seconds=result.train_seconds, best_epoch=result.best_epoch,
@@ -192,6 +194,16 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     summary = (f"{backbone} {method_name} seed {seed}: best epoch {result.best_epoch}, "
                f"{result.train_seconds:.1f} s")
     return rows, summary
+
+
+def _distributed_card(cfg: TrainConfig) -> dict:
+    """A multi-process run's card records its process count and per-rank dropout seeds;
+    a one-process run's card is as it always was."""
+    if cfg.nproc == 1 or cfg.backbone == "pop":
+        return {}
+    from pipeline.distributed import run_info
+
+    return {"distributed": run_info(cfg.seed, cfg.nproc)}
 
 
 def write_run_card(run_dir: Path, ds: Dataset, **fields: Any) -> None:

@@ -18,12 +18,16 @@ from tqdm.auto import tqdm
 
 from models.item_emb import IdEmbedding, ItemEmbedding
 from models.srs import BACKBONES, SequentialRecommender
+from models.srs.base import SAMPLED_LOSSES
 from pipeline import checkpoint
 from pipeline.batches import cloze_batch, next_item_batch, pad_left
 from pipeline.config import TrainConfig
-from pipeline.errors import DivergedError
+from pipeline.distributed import Team, launch, portable
+from pipeline.errors import DivergedError, InputError
 from pipeline.evaluate import Factored, Scorer, evaluate, pick
 from pipeline.llm.hardware import bf16_is_fast
+from pipeline.negatives import SharedNegatives
+from pipeline.optim import Optimizer
 from pipeline.split import Split
 
 log = logging.getLogger(__name__)
@@ -39,8 +43,14 @@ class RunResult:
     train_seconds: float
 
 
+def sparse_rows(cfg: TrainConfig) -> bool:
+    """A sampled loss only ever looks an ID table's rows up, so its gradient is row-sparse
+    and SparseAdam updates just those rows (pipeline/optim.py)."""
+    return cfg.model.loss in SAMPLED_LOSSES
+
+
 def build_model(cfg: TrainConfig, n_items: int, item_emb: ItemEmbedding | None = None) -> SequentialRecommender:
-    emb = item_emb if item_emb is not None else IdEmbedding(n_items, cfg.model.dim)
+    emb = item_emb if item_emb is not None else IdEmbedding(n_items, cfg.model.dim, sparse=sparse_rows(cfg))
     return BACKBONES[cfg.model.backbone](cfg.model, emb)
 
 
@@ -95,7 +105,8 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     uninterrupted run would. `item_emb` replaces the ID table (frozen LLM tables, adapters);
     `aux_loss(model, batch)` is added to every step's loss (e.g. LLMEmb's alignment term);
     batch["user"] [B] holds each row's 1-based user id. `model_fn` builds the whole model
-    instead of build_model (LLM-ESR's dual view); it is called after seeding.
+    instead of build_model (LLM-ESR's dual view); it is called after seeding. With
+    cfg.nproc > 1 the loop runs in that many processes (`_train_ranks`).
     """
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
@@ -103,49 +114,66 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     (run_dir / "config.json").write_text(cfg.model_dump_json(indent=2))
     if cfg.backbone == "pop":
         return _pop_result(split, cfg)
+    if cfg.nproc > 1:
+        return _train_ranks(split, cfg, run_dir, resume, on_epoch_end, item_emb, progress,
+                            aux_loss, model_fn)
+    return _train(split, cfg, run_dir, resume, on_epoch_end, item_emb, progress, aux_loss, model_fn)
 
-    gen = checkpoint.seed_everything(cfg.seed)
-    device = resolve_device(cfg.device)
+
+def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
+           on_epoch_end: Callable[[int, float], None] | None, item_emb: ItemEmbedding | None,
+           progress: bool, aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None,
+           model_fn: Callable[[], SequentialRecommender] | None, team: Team | None = None) -> RunResult:
+    """The loop of `train_srs`: in this process, or as one rank of `team`, where every rank
+    runs it in lockstep and rank 0 alone writes files (pipeline/distributed.py)."""
+    gen = checkpoint.seed_everything(cfg.seed) if team is None else team.seed(cfg.seed)
+    device = resolve_device(cfg.device) if team is None else team.device
     model = (model_fn() if model_fn is not None else build_model(cfg, split.n_items, item_emb)).to(device)
+    if team is not None:
+        team.broadcast_module(model)  # ranks were seeded apart: rank 0's initial weights
+    writes = team is None or team.is_lead
+    evaluate_ = evaluate if team is None else team.evaluate  # ranks share users, then agree
     if cfg.bf16 is None:
         cfg = cfg.model_copy(update={"bf16": bf16_is_fast(device)})
-    params = [p for p in model.parameters() if p.requires_grad]  # frozen tables stay out
-    opt = torch.optim.Adam(params, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # Validation NDCG@10 plateaus noisily at a constant rate; annealing on plateau settles it.
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(
-        opt, mode="max", factor=cfg.lr_decay_factor, patience=max(cfg.lr_decay_patience - 1, 0))
+    opt = Optimizer(model, cfg)
     state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0}
     best_weights = copy.deepcopy(model.state_dict())
     last = run_dir / "last.pt"
     if resume and last.is_file():
         ckpt = checkpoint.load(last, device)
         model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
+        opt.load_state_dict(ckpt["optimizer"], ckpt["scheduler"])
         best_weights = ckpt["best_model"]
         state = ckpt["state"]
-        checkpoint.set_rng_state(ckpt["rng"], gen)
+        if team is None:
+            checkpoint.set_rng_state(ckpt["rng"], gen)
+        else:
+            team.restore_rng(ckpt, gen, cfg.seed)
         log.info("resumed %s at epoch %d", run_dir, state["epoch"])
 
     keep = [u for u, s in enumerate(split.train) if len(s) >= 2]  # one item has no next-item target
     trainable = [split.train[u] for u in keep]
     users = np.asarray(keep, dtype=np.int64) + 1  # row i of `trainable` is user users[i]
     scorer = model_scorer(model, bool(cfg.bf16))
+    negatives = None
+    if cfg.model.loss in SAMPLED_LOSSES:
+        negatives = SharedNegatives(split.n_items, cfg.model.negatives, cfg.model.sampler,
+                                    split.train_item_counts())
     while state["epoch"] < cfg.epochs and state["bad"] < cfg.patience:
         start = time.perf_counter()
         model.train()
         loss = _run_epoch(model, opt, trainable, users, cfg, gen, progress, state["epoch"] + 1,
-                          aux_loss)
+                          aux_loss, negatives, team)
         state["epoch"] += 1
         if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
             model.eval()
             try:
-                score = pick(evaluate(scorer, split, "valid", cfg.eval), *SELECT)
+                score = pick(evaluate_(scorer, split, "valid", cfg.eval), *SELECT)
             except DivergedError as err:
                 raise DivergedError(f"training diverged at epoch {state['epoch']}: {err}; "
                                     f"lower the learning rate (lr={cfg.lr:g})") from None
             if cfg.lr_decay_patience:
-                sched.step(score)
+                opt.plateau(score)
             if score > state["best"]:
                 state.update(best=score, best_epoch=state["epoch"], bad=0)
                 best_weights = copy.deepcopy(model.state_dict())
@@ -154,32 +182,66 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
             log.info("epoch %d loss %.4f valid full/ndcg@10 %.4f (best %.4f @ %d)",
                      state["epoch"], loss, score, state["best"], state["best_epoch"])
         state["seconds"] += time.perf_counter() - start
-        checkpoint.save(last, {
-            "model": model.state_dict(), "optimizer": opt.state_dict(),
-            "scheduler": sched.state_dict(),
-            "best_model": best_weights, "state": state,
-            "rng": checkpoint.rng_state(gen), "config": cfg.model_dump(mode="json"),
-        })
+        opt_state, sched_state = opt.state_dict()
+        # every rank's RNG streams (a collective), so a resumed team continues exactly
+        ranks = {} if team is None else {"rank_rng": team.all_rng_states(gen)}
+        if writes:
+            checkpoint.save(last, {
+                "model": model.state_dict(), "optimizer": opt_state, "scheduler": sched_state,
+                "best_model": best_weights, "state": state,
+                "rng": checkpoint.rng_state(gen), "config": cfg.model_dump(mode="json"), **ranks,
+            })
         if on_epoch_end is not None:
             on_epoch_end(state["epoch"], loss)
 
     model.load_state_dict(best_weights)
     model.eval()
-    checkpoint.save(run_dir / "best.pt", {"model": best_weights, "config": cfg.model_dump(mode="json"),
-                                          "epoch": state["best_epoch"]})
+    if writes:
+        checkpoint.save(run_dir / "best.pt", {"model": best_weights, "config": cfg.model_dump(mode="json"),
+                                              "epoch": state["best_epoch"]})
     result = RunResult(
-        test_rows=evaluate(scorer, split, "test", cfg.eval),
-        valid_rows=evaluate(scorer, split, "valid", cfg.eval),
+        test_rows=evaluate_(scorer, split, "test", cfg.eval),
+        valid_rows=evaluate_(scorer, split, "valid", cfg.eval),
         best_epoch=state["best_epoch"], epochs_run=state["epoch"],
         train_seconds=state["seconds"],
     )
-    (run_dir / "result.json").write_text(json.dumps(result.__dict__, indent=1))
+    if writes:
+        info = {} if team is None else {"distributed": team.info(cfg.seed)}
+        (run_dir / "result.json").write_text(json.dumps({**result.__dict__, **info}, indent=1))
     return result
 
 
-def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: list[np.ndarray],
+def _train_ranks(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
+                 on_epoch_end: Callable[[int, float], None] | None, item_emb: ItemEmbedding | None,
+                 progress: bool, aux_loss: Callable | None, model_fn: Callable | None) -> RunResult:
+    """`_train` in cfg.nproc processes (pipeline/distributed.py); rank 0's result.
+
+    Only the backbone's own loss is split by rows: an auxiliary loss or a custom model
+    (LLM-ESR, LLMEmb's RAT) has batch-level terms and closures, and trains in one process.
+    `on_epoch_end` runs in rank 0's process, so it must pickle (a module-level callable).
+    """
+    if aux_loss is not None or model_fn is not None:
+        raise InputError(f"nproc={cfg.nproc}: multi-process training covers the plain backbones "
+                         "(method srs, any item table); an auxiliary loss or custom model "
+                         "(LLM-ESR, LLMEmb's RAT) trains in one process: --set nproc=1")
+    args = (portable(split), cfg, run_dir, resume, on_epoch_end, item_emb, progress)
+    return launch(_train_rank, args, cfg.nproc, resolve_device(cfg.device), cfg.threads)
+
+
+def _train_rank(team: Team, split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
+                on_epoch_end: Callable[[int, float], None] | None, item_emb: ItemEmbedding | None,
+                progress: bool) -> RunResult | None:
+    """One rank's `_train`; only rank 0 shows progress, calls on_epoch_end and returns."""
+    lead = team.is_lead
+    result = _train(split, cfg, run_dir, resume, on_epoch_end if lead else None, item_emb,
+                    progress and lead, None, None, team)
+    return result if lead else None
+
+
+def _run_epoch(model: SequentialRecommender, opt: Optimizer, seqs: list[np.ndarray],
                users: np.ndarray, cfg: TrainConfig, gen: torch.Generator, progress: bool, epoch: int,
-               aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None) -> float:
+               aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None,
+               negatives: SharedNegatives | None = None, team: Team | None = None) -> float:
     n_items, bce = model.n_items, cfg.model.loss == "bce"
     rows: list[np.ndarray] = seqs
     last_only = torch.zeros(0, dtype=torch.bool)
@@ -199,6 +261,12 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
                                 last_only[idx], users=users[idx.numpy()])
         else:
             batch = next_item_batch(chunk, cfg.model.max_len, n_items, gen, bce, users=users[idx.numpy()])
+        if negatives is not None:  # the sampled losses' K negatives, shared by the batch
+            batch |= negatives.draw(gen, batch["target"])
+        if team is not None:  # every rank drew this global batch; each trains on its rows
+            total += _team_step(team, model, opt, batch, cfg, epoch, steps + 1)
+            steps += 1
+            continue
         device = next(model.parameters()).device
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
             batch = {k: v.to(device, non_blocking=True) for k, v in batch.items()}
@@ -208,12 +276,30 @@ def _run_epoch(model: SequentialRecommender, opt: torch.optim.Optimizer, seqs: l
         if not torch.isfinite(loss.detach()):
             raise DivergedError(f"training diverged at epoch {epoch}, step {steps + 1}: the loss "
                                 f"is {float(loss.detach()):g}; lower the learning rate (lr={cfg.lr:g})")
-        opt.zero_grad(set_to_none=True)
+        opt.zero_grad()
         loss.backward()
         opt.step()
         total += float(loss.detach())
         steps += 1
     return total / max(steps, 1)
+
+
+def _team_step(team: Team, model: SequentialRecommender, opt: Optimizer, batch: dict,
+               cfg: TrainConfig, epoch: int, step: int) -> float:
+    """One optimiser step of one rank on its rows of the global `batch`, with the gradient
+    of the global batch mean (pipeline/distributed.py); the global batch's loss."""
+    def loss_of(rows: dict[str, torch.Tensor]) -> torch.Tensor:
+        device = next(model.parameters()).device
+        with torch.autocast(device.type, dtype=torch.bfloat16, enabled=cfg.bf16):
+            return model.loss({k: v.to(device, non_blocking=True) for k, v in rows.items()})
+
+    opt.zero_grad()
+    loss = team.backward(model, batch, loss_of)  # the same on every rank: all stop together
+    if not torch.isfinite(loss):
+        raise DivergedError(f"training diverged at epoch {epoch}, step {step}: the loss is "
+                            f"{float(loss):g}; lower the learning rate (lr={cfg.lr:g})")
+    opt.step()
+    return float(loss)
 
 
 def _length_bucketed(rows: list[np.ndarray], batch_size: int, gen: torch.Generator,

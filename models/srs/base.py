@@ -18,8 +18,13 @@ from torch import nn
 
 from models.item_emb import ItemEmbedding
 from models.losses.next_item import sampled_bce, softmax_ce
-from models.losses.sampled_softmax import sampled_softmax_ce, seen_among
+from models.losses.sampled_softmax import gbce, sampled_softmax_ce, seen_among
 from models.srs.registry import check_backbone
+
+
+SAMPLED_LOSSES = ("sampled", "gbce")  # the losses over shared negatives
+# model.loss=auto: the full softmax up to this many items, sampled above (bench/scale.py).
+AUTO_SAMPLED_ABOVE = 100_000
 
 
 class SRSConfig(BaseModel):
@@ -38,10 +43,15 @@ class SRSConfig(BaseModel):
     # non-causally (METHODS.md §1.3); False reproduces that.
     causal: bool = True
     # "ce": full softmax over the catalogue; "bce": one uniform negative per position
-    # (the papers' choice); "sampled": softmax over `negatives` uniform negatives shared by
-    # the batch (models/losses/sampled_softmax.py), for catalogues too large for "ce".
-    loss: Literal["ce", "bce", "sampled"] = "ce"
-    negatives: int = Field(1000, ge=1)  # "sampled" only
+    # (the papers' choice); "sampled": softmax over `negatives` negatives shared by the
+    # batch, "gbce": gSASRec's calibrated BCE over them (models/losses/sampled_softmax.py),
+    # for catalogues too large for "ce"; "auto": "ce" up to AUTO_SAMPLED_ABOVE items, else
+    # "sampled" (resolved against the dataset before training: resolve_loss).
+    loss: Literal["ce", "bce", "sampled", "gbce", "auto"] = "ce"
+    # The sampled losses' settings (pipeline/negatives.py); ignored by the others.
+    negatives: int = Field(3000, ge=1)
+    sampler: Literal["uniform", "popularity", "mixed"] = "uniform"
+    gbce_t: float = Field(0.75, ge=0, le=1)  # gBCE calibration t
     mask_prob: float = Field(0.2, gt=0, lt=1)  # BERT4Rec cloze masking ratio
     # "ce" only: leave items the user already had (up to each position) out of that
     # position's softmax, as the masked full-ranking evaluation does. For datasets without
@@ -95,13 +105,19 @@ class SequentialRecommender(nn.Module):
         valid = target > 0  # [B, T]
         h = hidden[valid]  # [M, D]
         pos = target[valid]  # [M]
-        if self.cfg.loss == "sampled":
-            k = self.cfg.negatives
-            neg = torch.randint(1, self.n_items + 1, (k,), device=target.device)  # [K]
+        if self.cfg.loss in SAMPLED_LOSSES:
+            neg = batch["shared_negative"]  # [K], drawn by the trainer (pipeline/negatives.py)
             seen = None
             if self.cfg.mask_seen and self.objective == "next":
                 seen = seen_among(batch["input"], neg)[valid]  # [M, K]
-            return sampled_softmax_ce(h, pos, self.item_emb(pos), neg, self.item_emb(neg), seen)
+            if self.cfg.loss == "gbce":
+                return gbce(h, pos, self.item_emb(pos), neg, self.item_emb(neg), self.n_items,
+                            self.cfg.gbce_t, seen)
+            return sampled_softmax_ce(h, pos, self.item_emb(pos), neg, self.item_emb(neg), seen,
+                                      batch["shared_log_q"])  # [K] logQ correction
+        if self.cfg.loss == "auto":
+            raise ValueError("model.loss=auto must be resolved against the catalogue first "
+                             "(models.srs.base.resolve_loss)")
         if self.cfg.loss == "ce":
             seen = None
             if self.cfg.mask_seen and self.objective == "next":
@@ -111,6 +127,15 @@ class SequentialRecommender(nn.Module):
         pos_logit = (h * self.item_emb(pos)).sum(-1)
         neg_logit = (h * self.item_emb(neg)).sum(-1)
         return sampled_bce(pos_logit, neg_logit)
+
+
+def resolve_loss(cfg: SRSConfig, n_items: int) -> SRSConfig:
+    """`auto` -> "ce" for catalogues up to AUTO_SAMPLED_ABOVE items, "sampled" above; any
+    other loss unchanged. Resolved before hashing, so an `auto` run shares its cache with
+    the loss it resolved to."""
+    if cfg.loss != "auto":
+        return cfg
+    return cfg.model_copy(update={"loss": "ce" if n_items <= AUTO_SAMPLED_ABOVE else "sampled"})
 
 
 def seen_before(seq: torch.Tensor, n_items: int) -> torch.Tensor:
@@ -141,7 +166,7 @@ def loss_step_bytes(cfg: SRSConfig, batch_size: int, n_items: int) -> int:
     m = batch_size * cfg.max_len
     if cfg.loss == "bce":
         return m * 2 * 4 * 3
-    width = n_items + 1 if cfg.loss == "ce" else cfg.negatives + 1
+    width = n_items + 1 if cfg.loss in ("ce", "auto") else min(cfg.negatives, n_items) + 1
     total = m * width * 4 * 3
     if cfg.mask_seen:
         total += m * (width + 1) * 2 * 2

@@ -29,8 +29,12 @@ DEFAULTS: dict[str, float] = {
     "seed": 0,
     "p_next": 0.75,  # chance the next event is the next item of the current category
     "zipf": 1.1,  # popularity exponent within a category
+    # 1: every user's walk generated at once (numpy over users, step by step) and item text
+    # built column-wise: the same model of data, other random draws, seconds instead of
+    # hours at 10^5–10^6 items × 10^5 users (bench/scale.py). 0: one user at a time.
+    "fast": 0,
 }
-_INT_ARGS = ("users", "items", "categories", "min_len", "max_len", "seed")
+_INT_ARGS = ("users", "items", "categories", "min_len", "max_len", "seed", "fast")
 T0 = 1_600_000_000  # timestamps start here (2020-09-13), one user spread over months
 
 # (category name, adjectives, nouns, brands): real words, so text encoders see meaning.
@@ -142,8 +146,11 @@ def make_synthetic(**kwargs: float) -> SyntheticRaw:
     # order[c]: the walking order of category c's items; cdf[c]: its Zipf popularity.
     order = [rng.permutation(np.flatnonzero(cat_of == c)) for c in range(n_cats)]
     cdf = [np.cumsum(_zipf(len(o), args["zipf"])) for o in order]
-    rows = [_user_events(u, order, cdf, args, rng) for u in range(int(args["users"]))]
-    users, items, times = (np.concatenate(col) for col in zip(*rows, strict=True))
+    if args["fast"]:
+        users, items, times = _all_events(order, args, rng)
+    else:
+        rows = [_user_events(u, order, cdf, args, rng) for u in range(int(args["users"]))]
+        users, items, times = (np.concatenate(col) for col in zip(*rows, strict=True))
     interactions = pl.DataFrame(
         {
             "user": (users + 1).astype(str),
@@ -153,7 +160,7 @@ def make_synthetic(**kwargs: float) -> SyntheticRaw:
         },
         schema={"user": pl.String, "item": pl.String, "timestamp": pl.Int64, "rating": pl.Float64},
     )
-    text = _item_text(cat_of, rng)
+    text = _item_text_columns(cat_of, rng) if args["fast"] else _item_text(cat_of, rng)
     return SyntheticRaw(
         name="synthetic",
         source="synthetic",
@@ -169,8 +176,8 @@ def _arguments(kwargs: dict[str, float]) -> dict[str, float]:
         raise InputError(f"synthetic: unknown argument(s) {unknown}; known: {sorted(DEFAULTS)}")
     args = {**DEFAULTS, **kwargs}
     for k in _INT_ARGS:
-        if float(args[k]) != int(args[k]) or args[k] < (0 if k == "seed" else 1):
-            kind = "a non-negative" if k == "seed" else "a positive"
+        if float(args[k]) != int(args[k]) or args[k] < (0 if k in ("seed", "fast") else 1):
+            kind = "a non-negative" if k in ("seed", "fast") else "a positive"
             raise InputError(f"synthetic: {k}={args[k]} must be {kind} integer")
     if args["min_len"] > args["max_len"]:
         raise InputError(f"synthetic: min_len={args['min_len']} > max_len={args['max_len']}")
@@ -221,6 +228,86 @@ def _user_events(
     gaps = rng.integers(600, 3 * 86_400, size=len(seq))
     times = T0 + int(rng.integers(0, 180 * 86_400)) + np.cumsum(gaps)
     return np.full(len(seq), u), np.asarray(seq, dtype=np.int64), times.astype(np.int64)
+
+
+def _all_events(order: list[np.ndarray], args: dict[str, float],
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`_user_events`' walk for all users at once: one vectorised step over every user per
+    position. Preferences may repeat a category (fewer distinct ones), and a walk that
+    revisits an item skips it (first visits kept), as the per-user walk does."""
+    n_users, n_cats = int(args["users"]), len(order)
+    lo, hi = int(args["min_len"]), int(args["max_len"])
+    sizes = np.array([len(o) for o in order])  # [C]
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])  # [C] start of category c in `flat`
+    flat = np.concatenate(order)  # [N] items, category by category in walking order
+    # Zipf entry points over the largest category, clipped into smaller ones (sizes differ by 1)
+    entry_cdf = np.cumsum(_zipf(int(sizes.max()), args["zipf"]))
+    k = np.minimum(n_cats, rng.choice([1, 2, 3], p=[0.45, 0.45, 0.10], size=n_users))  # [U]
+    prefs = rng.integers(n_cats, size=(n_users, 3))  # [U, 3]
+    mix = rng.dirichlet(np.full(3, 2.0), size=n_users) * (np.arange(3)[None] < k[:, None])
+    mix_cdf = np.cumsum(mix / mix.sum(1, keepdims=True), axis=1)  # [U, 3]
+    length = np.minimum(hi, lo + rng.exponential((hi - lo) / 3 + 1e-9, size=n_users).astype(int))
+    steps = int(length.max()) + (hi - lo) // 2 + 2  # spare steps for the revisits dropped
+    cat = np.full(n_users, -1)
+    pos = np.zeros(n_users, dtype=np.int64)
+    walk = np.empty((n_users, steps), dtype=np.int64)  # [U, S] item indices
+    for t in range(steps):
+        r = rng.random(n_users)
+        cont = (cat >= 0) & (r < args["p_next"])
+        skip = 1 + (rng.random(n_users) < 0.3)
+        pos = np.where(cont, (pos + skip) % sizes[np.maximum(cat, 0)], pos)
+        pick = np.minimum((rng.random(n_users)[:, None] > mix_cdf).sum(1), 2)  # [U] in 0..2
+        new_cat = np.where(r < 0.95, prefs[np.arange(n_users), pick], rng.integers(n_cats, size=n_users))
+        entry = np.searchsorted(entry_cdf, rng.random(n_users) * entry_cdf[-1])
+        cat = np.where(cont, cat, new_cat)
+        pos = np.where(cont, pos, np.minimum(entry, sizes[cat] - 1))
+        walk[:, t] = flat[offsets[cat] + pos]
+    events = pl.DataFrame({"user": np.repeat(np.arange(n_users), steps), "item": walk.ravel(),
+                           "length": np.repeat(length, steps)})
+    events = (events.unique(["user", "item"], keep="first", maintain_order=True)
+              .filter(pl.int_range(pl.len()).over("user") < pl.col("length")))
+    users, items = events["user"].to_numpy(), events["item"].to_numpy()
+    gaps = rng.integers(600, 3 * 86_400, size=len(users))
+    start = T0 + rng.integers(0, 180 * 86_400, size=n_users)
+    first = np.r_[True, users[1:] != users[:-1]]  # each user's first event
+    run = np.cumsum(gaps)
+    base = np.maximum.accumulate(np.where(first, run - gaps, 0))  # cumsum before the user
+    times = start[users] + run - base
+    return users, items, times.astype(np.int64)
+
+
+def _item_text_columns(cat_of: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:
+    """`_item_text` built column by column (numpy draws, polars string concatenation)."""
+    n_cats = int(cat_of.max()) + 1
+    themes = [_theme(c) for c in range(n_cats)]
+    n = len(cat_of)
+
+    def word(lists: list[list[str]], of: np.ndarray) -> np.ndarray:
+        """One word per item from its category's list (each list padded to the longest)."""
+        width = max(len(w) for w in lists)
+        table = np.array([[w[i % len(w)] for i in range(width)] for w in lists], dtype=object)
+        sizes = np.array([len(w) for w in lists])
+        return table[of, (rng.random(n) * sizes[of]).astype(int)]
+
+    adj = word([t[1] for t in themes], cat_of)
+    noun = word([t[2] for t in themes], cat_of)
+    owner = np.where(rng.random(n) < 0.05, rng.integers(n_cats, size=n), cat_of)
+    brand = word([t[3] for t in themes], owner)
+    extra = np.array(GENERIC, dtype=object)[rng.integers(len(GENERIC), size=n)]
+    model = (pl.Series(np.char.mod("%c", 65 + rng.integers(26, size=n)))
+             + pl.Series(rng.integers(100, 1000, size=n)).cast(pl.String))
+    cols = pl.DataFrame({"brand": brand, "adj": adj, "noun": noun, "extra": extra, "model": model},
+                        schema={c: pl.String for c in ("brand", "adj", "noun", "extra", "model")})
+    names = np.array([t[0] for t in themes], dtype=object)[cat_of]
+    return cols.select(
+        item=pl.int_range(1, n + 1).cast(pl.String),
+        title=pl.concat_str([pl.col("brand"), pl.col("adj"), pl.col("noun"),
+                             pl.when(pl.col("extra") != "").then(pl.col("extra")),
+                             pl.col("model")], separator=" ", ignore_nulls=True),
+        brand=pl.col("brand"),
+        categories=pl.concat_str([pl.lit("Shop, "), pl.Series(names, dtype=pl.String),
+                                  pl.lit(", "), pl.col("noun").str.to_titlecase()]),
+    )
 
 
 def _item_text(cat_of: np.ndarray, rng: np.random.Generator) -> pl.DataFrame:

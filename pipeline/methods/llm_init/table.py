@@ -45,13 +45,14 @@ def pca(x: np.ndarray, k: int) -> tuple[np.ndarray, dict]:
 
 
 def item_embedding_from_store(vectors: np.ndarray, mode: Mode, dim: int,
-                              pca_dim: int | None = None) -> ItemEmbedding:
+                              pca_dim: int | None = None, sparse: bool = False) -> ItemEmbedding:
     """vectors [N, H] for items 1..N in id order (as `EmbeddingStore.read` returns them for
     a catalogue-covering version) -> an ItemEmbedding of size `dim`.
 
     "init": PCA to `dim`, rescaled so entries have the std (dim^-½) of a fresh ID table,
     with a zero pad row; every row trains. "frozen_adapter": PCA to `pca_dim` (default
-    min(H, N, 256)), frozen, behind a trainable P → P/2 → dim linear adapter.
+    min(H, N, 256)), frozen, behind a trainable P → P/2 → dim linear adapter. `sparse`:
+    row-sparse gradients for the "init" table (the sampled losses, pipeline/optim.py).
     """
     vectors = np.asarray(vectors, dtype=np.float32)
     n, h = vectors.shape
@@ -61,7 +62,7 @@ def item_embedding_from_store(vectors: np.ndarray, mode: Mode, dim: int,
         proj, _ = pca(vectors, dim)  # [N, dim]
         proj *= dim**-0.5 / max(float(proj.std()), 1e-12)
         init = torch.from_numpy(np.concatenate([np.zeros((1, dim), np.float32), proj]))
-        return IdEmbedding(n, dim, init=init)
+        return IdEmbedding(n, dim, init=init, sparse=sparse)
     if mode == "frozen_adapter":
         k = pca_dim or min(h, n, DEFAULT_PCA_DIM)
         table = pca(vectors, k)[0] if k < h else vectors - vectors.mean(axis=0)
@@ -70,9 +71,10 @@ def item_embedding_from_store(vectors: np.ndarray, mode: Mode, dim: int,
 
 
 def load_item_embedding(dataset: Dataset, store: EmbeddingStore, ref: str, mode: Mode,
-                        dim: int) -> ItemEmbedding:
+                        dim: int, sparse: bool = False) -> ItemEmbedding:
     """Read a store version that covers the catalogue and turn it into an ItemEmbedding."""
-    return item_embedding_from_store(read_item_vectors(dataset, store, ref), mode, dim)
+    return item_embedding_from_store(read_item_vectors(dataset, store, ref), mode, dim,
+                                     sparse=sparse)
 
 
 def read_item_vectors(dataset: Dataset, store: EmbeddingStore, ref: str) -> np.ndarray:
