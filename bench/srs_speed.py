@@ -2,10 +2,14 @@
 
     .venv/bin/python bench/srs_speed.py                 # 3 epochs per backbone + a full SASRec run
     .venv/bin/python bench/srs_speed.py --epochs 5 --no-full
+    .venv/bin/python bench/srs_speed.py --backbones sasrec --no-full --llmesr store   # + LLM-ESR
 
 Prints seconds per epoch and training sequences/s per backbone, then the wall time of a
-full SASRec run to early stopping (configs/srs/sasrec.yaml) with its test metrics. The last
-line is a JSON list of the figures.
+full SASRec run to early stopping (configs/srs/sasrec.yaml) with its test metrics. With
+`--llmesr STORE` (a store holding --items-kind and --users-kind for the dataset), also
+LLM-ESR on SASRec with the exact and the cached RASD teacher and without distillation, each
+as a ratio to the ID-only SASRec epoch measured in the same run. The last line is a JSON
+list of the figures.
 """
 
 from __future__ import annotations
@@ -38,6 +42,9 @@ def main() -> None:
     ap.add_argument("--backbones", default="sasrec,gru4rec,bert4rec")
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     ap.add_argument("--no-full", action="store_true", help="skip the full SASRec run")
+    ap.add_argument("--llmesr", metavar="STORE", help="also time LLM-ESR-SASRec from this store")
+    ap.add_argument("--items-kind", default="items/semantic-smollm2")
+    ap.add_argument("--users-kind", default="users/semantic-smollm2")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = prepare_dataset(resolve_dataset(args.dataset), Path("data"))
@@ -56,6 +63,8 @@ def main() -> None:
             figures.append(fig)
             print(f"{backbone:9s} {per_epoch:6.2f} s/epoch  {fig['sequences_per_s']:8.1f} sequences/s"
                   f"  ({args.threads} threads, epoch includes validation)")
+        if args.llmesr:
+            figures += _llmesr_ratios(ds, split, args, Path(tmp), figures)
         if not args.no_full:
             cfg = load_train_config("sasrec")
             start = time.perf_counter()
@@ -70,6 +79,32 @@ def main() -> None:
                   f"(best {r.best_epoch}), test full NDCG@10 {fig['test_full_ndcg@10']}, "
                   f"HR@10 {fig['test_full_hr@10']}")
     print(json.dumps(figures))
+
+
+def _llmesr_ratios(ds, split, args, tmp: Path, figures: list[dict]) -> list[dict]:
+    """LLM-ESR-SASRec epochs (exact teacher, cached teacher, no distillation) against the
+    ID-only SASRec epoch of this run (the same preset, epochs and threads)."""
+    from embeddings_store import EmbeddingStore
+    from pipeline.methods.llmesr.train import train_llmesr
+
+    base = next((f for f in figures if f["backbone"] == "sasrec"), None)
+    if base is None:
+        raise SystemExit("error: --llmesr needs sasrec among --backbones (the ratio's base)")
+    out = []
+    for name, over in (("exact", {"llmesr.teacher": "exact"}),
+                       ("cached", {"llmesr.teacher": "cached"}),
+                       ("no-distill", {"llmesr.distill_weight": 0.0})):
+        cfg = load_train_config("sasrec", {"epochs": args.epochs, "patience": 10**6, **over},
+                                method="llmesr")
+        r = train_llmesr(ds, split, cfg, EmbeddingStore(args.llmesr), args.items_kind,
+                         args.users_kind, tmp / f"llmesr-{name}", progress=False)
+        per_epoch = r.train_seconds / r.epochs_run
+        ratio = per_epoch / base["seconds_per_epoch"]
+        out.append({"backbone": "sasrec", "method": f"llmesr-{name}", "threads": args.threads,
+                    "epochs": r.epochs_run, "seconds_per_epoch": round(per_epoch, 2),
+                    "ratio_to_id": round(ratio, 2)})
+        print(f"llmesr ({name:10s}) {per_epoch:6.2f} s/epoch  {ratio:5.2f}× the ID-only SASRec epoch")
+    return out
 
 
 if __name__ == "__main__":

@@ -65,13 +65,18 @@ class TrainConfig(BaseModel):
 
     def config_hash(self) -> str:
         """Hash of everything but the seed: runs that differ only by seed share it."""
-        exclude: dict = {"seed": True, "threads": True, "device": True, "bf16": True}
+        exclude: dict = {"seed": True, "threads": True, "nproc": True, "device": True, "bf16": True}
         if self.llmesr == LLMESRConfig():  # default: hashes of runs that predate it unchanged
             exclude["llmesr"] = True
+        else:  # and fields added later, at their defaults, leave older hashes alone
+            exclude["llmesr"] = {f for f in ("teacher", "refresh_every", "id_from")
+                                 if getattr(self.llmesr, f) == LLMESRConfig.model_fields[f].default}
+        if self.eval.user_sample is None:  # every user: the protocol runs always had
+            exclude["eval"] = {"user_sample": True, "sample_seed": True}
         if self.n_negatives == 100:  # likewise the default protocol, s100
             exclude["n_negatives"] = True
-        if self.model.loss != "sampled":  # and the sampled-softmax width, unused elsewhere
-            exclude["model"] = {"negatives": True}
+        if self.model.loss not in SAMPLED_LOSSES:  # and the sampled losses' settings
+            exclude["model"] = {"negatives": True, "sampler": True, "gbce_t": True}
         payload = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 

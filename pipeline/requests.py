@@ -66,12 +66,17 @@ class TrainRequest(BaseModel):
             raise InputError(f"--user-embeddings is only used by --method {users}")
         data = resolve_dataset(self.dataset)
         self._check_kinds(data.dataset_name)
-        configs = {b: load_train_config(b, self.overrides, method=self.method)
+        configs = {b: self._pin_id_from(load_train_config(b, self.overrides, method=self.method),
+                                        data.dataset_name)
                    for b in self.backbones}
         if self.method == "llmesr" and self.user_embedding is None and any(
                 c.llmesr.distill_weight > 0 for c in configs.values() if c.backbone != "pop"):
             raise InputError("--method llmesr needs --user-embeddings (a user kind, e.g. "
                              "users/semantic-smollm2), or --set llmesr.distill_weight=0")
+        if self.method != "srs" and any(c.nproc > 1 for c in configs.values()
+                                        if c.backbone != "pop"):
+            raise InputError(f"--nproc > 1 trains --method srs only (pipeline/distributed.py); "
+                             f"--method {self.method} runs in one process: --nproc 1")
         from pipeline.data.prepare import prepare_dataset
         from pipeline.split import check_negatives
 
@@ -93,6 +98,20 @@ class TrainRequest(BaseModel):
                 found = EmbeddingStore(self.store_root).resolve(ref, dataset=dataset_name)
                 if not found.kind.startswith(entity):
                     raise InputError(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
+
+    def _pin_id_from(self, cfg: TrainConfig, dataset_name: str) -> TrainConfig:
+        """llmesr.id_from (stacking: the ID view's initial table) → its exact version, so
+        the config hash, and the cached run, name the table it started from."""
+        ref = cfg.llmesr.id_from
+        if self.method != "llmesr" or ref is None:
+            return cfg
+        from embeddings_store import EmbeddingStore
+
+        found = EmbeddingStore(self.store_root).resolve(ref, dataset=dataset_name)
+        if not found.kind.startswith("items/"):
+            raise InputError(f"llmesr.id_from {ref}: an items/… kind is needed, not {found.kind}")
+        pinned = cfg.llmesr.model_copy(update={"id_from": f"{found.kind}@{found.version}"})
+        return cfg.model_copy(update={"llmesr": pinned})
 
     def _check_item_table(self, ds, configs: dict[str, TrainConfig]) -> None:
         from embeddings_store import EmbeddingStore

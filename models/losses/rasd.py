@@ -5,6 +5,14 @@ Reference: LLM-ESR (Liu et al., NeurIPS 2024), METHODS.md §3.4. For the batch's
 averages their user representations [B, n, D] -> [B, D] *without gradient*, and returns
 `weight · MSE(u [B, D], mean_v u_v [B, D])`. Neighbour ids come from
 pipeline/methods/llmesr/distill.py (FAISS over a `users/*` store kind).
+
+Two teachers (`llmesr.teacher`):
+- `exact`: the neighbours are encoded at every step, in training mode (the paper's form;
+  ~n extra forward passes per step).
+- `cached`: the target is detached anyway, so every user's representation is encoded once,
+  in eval mode, into a [U, D] cache refreshed every `refresh_every` epochs
+  (`new_epoch`); a step then only gathers and averages cache rows. One batched pass over the
+  users per refresh instead of B·n training forwards per step.
 """
 
 from __future__ import annotations
@@ -30,7 +38,8 @@ class RASDLoss:
     """
 
     def __init__(self, train: list[np.ndarray], neighbours: np.ndarray, n: int, weight: float,
-                 max_len: int, chunk: int = 128) -> None:
+                 max_len: int, chunk: int = 128, teacher: str = "exact",
+                 refresh_every: int = 1) -> None:
         if neighbours.shape[0] != len(train):
             raise ValueError(f"neighbour table has {neighbours.shape[0]} rows for {len(train)} users")
         if n > neighbours.shape[1]:
@@ -40,6 +49,17 @@ class RASDLoss:
         self.inputs = [s[:-1] if len(s) >= 2 else s for s in train]
         self.neighbours = torch.as_tensor(neighbours[:, :n], dtype=torch.int64)  # [U, n]
         self.n, self.weight, self.max_len, self.chunk = n, weight, max_len, chunk
+        self.teacher, self.refresh_every = teacher, refresh_every
+        self.cache: torch.Tensor | None = None  # [U, D] every user's representation (cached)
+        self.epochs = 0
+
+    def new_epoch(self, epoch: int, loss: float) -> None:
+        """train_srs's on_epoch_end: the cache goes stale every `refresh_every` epochs. A
+        resumed run starts without a cache, so it refreshes at its first step (exactly when
+        an uninterrupted run does, for refresh_every=1)."""
+        self.epochs += 1
+        if self.epochs % self.refresh_every == 0:
+            self.cache = None
 
     def sequences(self, users: torch.Tensor) -> torch.Tensor:
         """users [M] 1-based ids -> their inputs [M, T] left-padded (T ≤ max_len)."""
@@ -57,15 +77,36 @@ class RASDLoss:
         """
         device = next(model.parameters()).device
         nb = self.neighbours[users.cpu() - 1]  # [B, n]
+        if self.teacher == "cached":
+            if self.cache is None:
+                self.cache = self._encode_all(model)
+            return self.cache[nb.flatten().to(device) - 1].view(len(users), self.n, -1).mean(1)
         uniq, inverse = torch.unique(nb.flatten(), return_inverse=True)  # [M], [B·n]
-        lengths = torch.tensor([len(self.inputs[u - 1]) for u in uniq.tolist()])
+        reps = self._encode(model, uniq)  # [M, D]
+        return reps[inverse.to(device)].view(len(users), self.n, -1).mean(1)
+
+    def _encode(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
+        """users [M] 1-based ids -> [M, D] representations, without gradient, in
+        length-sorted chunks each padded only to its own longest sequence."""
+        device = next(model.parameters()).device
+        lengths = torch.tensor([len(self.inputs[u - 1]) for u in users.tolist()])
         order = torch.argsort(lengths, descending=True)
         with torch.no_grad():
-            parts = [model(self.sequences(uniq[c]).to(device)).float()
+            parts = [model(self.sequences(users[c]).to(device)).float()
                      for c in order.split(self.chunk)]  # each [≤chunk, D]
-        reps = torch.empty(len(uniq), parts[0].shape[1], device=device)
-        reps[order.to(device)] = torch.cat(parts)  # [M, D] back in uniq order
-        return reps[inverse.to(device)].view(len(users), self.n, -1).mean(1)
+        reps = torch.empty(len(users), parts[0].shape[1], device=device)
+        reps[order.to(device)] = torch.cat(parts)  # [M, D] back in `users` order
+        return reps
+
+    def _encode_all(self, model: SequentialRecommender) -> torch.Tensor:
+        """[U, D] every user's representation in eval mode (no dropout: no RNG drawn, so
+        the training streams are the same with or without the cache)."""
+        was_training = model.training
+        model.eval()
+        try:
+            return self._encode(model, torch.arange(1, len(self.inputs) + 1))
+        finally:
+            model.train(was_training)
 
     def __call__(self, model: SequentialRecommender, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         users = batch["user"]  # [B]

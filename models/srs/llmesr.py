@@ -47,6 +47,10 @@ class LLMESRConfig(BaseModel):
     cross_attention: bool = True
     shared_encoder: bool = True
     id_init: Literal["pca", "random"] = "pca"
+    # Stacking: the item kind (e.g. items/llmemb-rat) whose vectors, PCA'd to d, initialise
+    # the ID view instead of the semantic view's own; pinned to an exact version before
+    # training (pipeline/requests.py), so the config hash names the table. None: the paper's.
+    id_from: str | None = None
     xattn_heads: int = Field(2, ge=1)
     # Add each view's own sequence back to its cross-attention output (x + CA(·)). Not in
     # the paper, whose cross-attention replaces the view's input outright: without the
@@ -60,6 +64,11 @@ class LLMESRConfig(BaseModel):
     distill_weight: float = Field(0.1, ge=0)
     n_neighbours: int = Field(10, ge=1)
     retrieve_k: int = Field(100, ge=1)
+    # The distillation target's teacher (models/losses/rasd.py): "exact" encodes the
+    # neighbours at every step in training mode (the paper); "cached" reads them from a
+    # cache of every user's eval-mode representation refreshed every `refresh_every` epochs.
+    teacher: Literal["exact", "cached"] = "exact"
+    refresh_every: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _check(self) -> LLMESRConfig:

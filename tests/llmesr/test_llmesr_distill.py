@@ -112,6 +112,28 @@ def test_target_is_the_detached_mean_of_the_right_neighbours(paired_store, synth
         assert torch.allclose(target[row], expected, atol=1e-5)
 
 
+def test_cached_teacher_reads_eval_mode_neighbours_and_refreshes_per_epoch(
+        paired_store, synthetic_dataset, synthetic_split, item_vectors):
+    store, ref, _ = paired_store
+    nb = retrieve_neighbours(store, ref, synthetic_dataset, k=10)
+    model = _model(item_vectors).train()  # training mode: the cache is still eval-mode
+    rasd = RASDLoss(synthetic_split.train, nb, n=3, weight=0.1, max_len=20, teacher="cached",
+                    refresh_every=2)
+    users = torch.tensor([5, 17, 150])
+    exact = RASDLoss(synthetic_split.train, nb, n=3, weight=0.1, max_len=20)
+    target = rasd.targets(model, users)
+    assert model.training  # restored after the cache pass
+    assert torch.allclose(target, exact.targets(model.eval(), users), atol=1e-5)
+    model.train()
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).add_(0.5)
+    assert torch.equal(rasd.targets(model, users), target)  # stale until the refresh
+    rasd.new_epoch(1, 0.0)
+    assert torch.equal(rasd.targets(model, users), target)  # refresh_every=2
+    rasd.new_epoch(2, 0.0)
+    assert not torch.allclose(rasd.targets(model, users), target)
+
+
 def test_distillation_gradient_reaches_only_the_student(paired_store, synthetic_dataset,
                                                         synthetic_split, item_vectors):
     store, ref, _ = paired_store

@@ -139,3 +139,18 @@ def test_next_item_views_never_see_the_future(item_vectors, backbone):
 def test_non_causal_sasrec_gets_the_papers_unmasked_cross_attention(item_vectors):
     cfg = load_train_config("sasrec", {**TINY, "model.causal": False})
     assert not build_llmesr(cfg, item_vectors).causal_xattn
+
+
+def test_stacking_initialises_the_id_view_from_another_table(item_vectors):
+    """llmesr.id_from: the semantic view keeps its table, the ID view starts from the PCA of
+    the other one (e.g. items/llmemb-rat) instead of the semantic table's."""
+    cfg = load_train_config("sasrec", TINY, method="llmesr")
+    other = np.random.default_rng(0).normal(size=(len(item_vectors), 40)).astype(np.float32)
+    stacked = build_llmesr(cfg, item_vectors, other)
+    alone = build_llmesr(cfg, other)  # its ID view: PCA of `other`
+    plain = build_llmesr(cfg, item_vectors)
+    rows = slice(1, len(item_vectors) + 1)
+    weight = stacked.item_emb.collaborative.table.weight[rows]
+    assert torch.allclose(weight, alone.item_emb.collaborative.table.weight[rows])
+    assert not torch.allclose(weight, plain.item_emb.collaborative.table.weight[rows])
+    assert torch.equal(stacked.item_emb.semantic.frozen, plain.item_emb.semantic.frozen)

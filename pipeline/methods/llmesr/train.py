@@ -51,16 +51,22 @@ def collaborative_view(vectors: np.ndarray, dim: int, init: str) -> ItemEmbeddin
     return IdEmbedding(len(vectors), dim)
 
 
-def build_llmesr(cfg: TrainConfig, vectors: np.ndarray) -> LLMESR:
-    """The dual-view model of cfg.llmesr over cfg.model's backbone, from item vectors [N, P]."""
+def build_llmesr(cfg: TrainConfig, vectors: np.ndarray,
+                 id_vectors: np.ndarray | None = None) -> LLMESR:
+    """The dual-view model of cfg.llmesr over cfg.model's backbone, from item vectors [N, P]
+    (the semantic view; and the ID view's PCA initialisation unless `id_vectors` [N, Q],
+    another kind's table, is given: llmesr.id_from)."""
     esr, dim = cfg.llmesr, cfg.model.dim
     if cfg.backbone == "pop":
         raise InputError("LLM-ESR needs a neural backbone (sasrec, gru4rec, bert4rec), not pop")
     n, p = vectors.shape
+    if id_vectors is not None:
+        n, p = id_vectors.shape
     if esr.views != "semantic" and esr.id_init == "pca" and dim > min(n, p):
         raise InputError(f"cannot PCA a [{n}, {p}] item table to the model dim {dim}")
     semantic = semantic_view(vectors, dim, esr.adapter_hidden) if esr.views != "collaborative" else None
-    collaborative = collaborative_view(vectors, dim, esr.id_init) if esr.views != "semantic" else None
+    init_from = vectors if id_vectors is None else id_vectors
+    collaborative = collaborative_view(init_from, dim, esr.id_init) if esr.views != "semantic" else None
     return LLMESR(cfg.model, esr, collaborative, semantic)
 
 
@@ -74,6 +80,7 @@ def train_llmesr(dataset: Dataset, split: Split, cfg: TrainConfig, store: Embedd
     """
     esr = cfg.llmesr
     vectors = read_item_vectors(dataset, store, items_ref)  # [N, P]
+    id_vectors = read_item_vectors(dataset, store, esr.id_from) if esr.id_from else None
     aux = None
     if esr.distill_weight > 0:
         if users_ref is None:
@@ -81,6 +88,13 @@ def train_llmesr(dataset: Dataset, split: Split, cfg: TrainConfig, store: Embedd
                              "or set llmesr.distill_weight=0")
         neighbours = neighbours_for_run(store, users_ref, dataset, esr.retrieve_k, run_dir)
         aux = RASDLoss(split.train, neighbours, min(esr.n_neighbours, neighbours.shape[1]),
-                       esr.distill_weight, cfg.model.max_len)
+                       esr.distill_weight, cfg.model.max_len, teacher=esr.teacher,
+                       refresh_every=esr.refresh_every)
+
+    def epoch_end(epoch: int, loss: float) -> None:
+        if aux is not None:
+            aux.new_epoch(epoch, loss)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, loss)
     return train_srs(split, cfg, run_dir, resume=resume, progress=progress, aux_loss=aux,
-                     on_epoch_end=on_epoch_end, model_fn=lambda: build_llmesr(cfg, vectors))
+                     on_epoch_end=epoch_end, model_fn=lambda: build_llmesr(cfg, vectors, id_vectors))
