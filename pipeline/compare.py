@@ -22,10 +22,15 @@ from pipeline.store_io import resolve_kind
 
 PRESET = CONFIG_DIR / "compare.yaml"
 BASE_METHODS = ("id", "llm-init", "llmesr")
-# LLM-ESR ablations (METHODS.md §3.6): name -> overrides of the llmesr cell.
+# LLM-ESR ablations (METHODS.md §3.6) and variants: name -> overrides of the llmesr cell.
+# `stacked`: the semantic view on the grid's first kind, the ID view initialised from
+# LLMEmb's RAT table instead of that kind's PCA (skipped when the store has no such kind);
+# `llmesr-cached`: RASD's teacher read from a per-epoch cache (models/losses/rasd.py).
 DEFAULT_ABLATIONS: dict[str, dict[str, Any]] = {
     "llmesr-nodistill": {"llmesr.distill_weight": 0},
     "llmesr-nocross": {"llmesr.cross_attention": False},
+    "llmesr-cached": {"llmesr.teacher": "cached"},
+    "stacked": {"llmesr.id_from": "items/llmemb-rat"},
 }
 # Item kinds that are not LLM item embeddings: the ID table LLMEmb aligns to, and E4SRec's
 # trained output head.
@@ -170,7 +175,7 @@ def methods_for(methods: list[str] | None, ablations: dict[str, dict], llmesr: b
     the train task supports it)."""
     known = [*BASE_METHODS, *ablations]
     if methods is None:
-        return [m for m in known if llmesr or not m.startswith("llmesr")]
+        return [m for m in known if llmesr or (m != "llmesr" and m not in ablations)]
     unknown = [m for m in methods if m not in known]
     if unknown or not methods:
         raise InputError(f"unknown method {', '.join(unknown) or '(none)'}; choose from "
@@ -209,6 +214,11 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
                     names += [m for m in methods if m in ablations]
                 for name in names:
                     extra = ablations.get(name, {})
+                    id_from = extra.get("llmesr.id_from")
+                    if id_from and not any(short_kind(r) == short_kind(id_from) for r in items):
+                        note = f"{name}: skipped, {id_from} is not among the grid's item kinds"
+                        notes += [] if note in notes else [note]
+                        continue
                     distill = extra.get("llmesr.distill_weight", 1) != 0
                     if distill and users.get(ref) is None:
                         note = f"{name} on {short_kind(ref)}: skipped, no users/* kind in the store"
