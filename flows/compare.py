@@ -39,7 +39,7 @@ from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset, read_meta
 from pipeline.html_report import write_html
 from pipeline.plots import compare_plot
-from pipeline.requests import TrainRequest
+from pipeline.requests import TrainRequest, resolve_llmesr
 from pipeline.results import PROTOCOL_NOTE, summarize, write_table
 from pipeline.runs import results_path, run_folder_gone
 
@@ -59,6 +59,8 @@ def _train(cell: Cell, dataset_path: str, dataset_name: str, runs_dir: str, stor
                            embedding=cell.embedding, user_embedding=cell.user_embedding,
                            store_root=store_root, runs_dir=runs_dir)
     cfg = load_train_config(cell.backbone, cell.overrides, method=cell.train_method)
+    if cell.train_method == "llmesr":  # id_from pinned, rasd settled, as `train` does
+        cfg = resolve_llmesr(cfg, store_root, dataset_name)
     users = cell.user_embedding if cell.train_method != "srs" else None
     stale = run_folder_gone(dataset_name, cfg, cell.seed, request, cell.embedding, users)
     task = train.with_options(refresh_cache=stale)

@@ -69,7 +69,7 @@ class TrainConfig(BaseModel):
         if self.llmesr == LLMESRConfig():  # default: hashes of runs that predate it unchanged
             exclude["llmesr"] = True
         else:  # and fields added later, at their defaults, leave older hashes alone
-            exclude["llmesr"] = {f for f in ("teacher", "refresh_every", "id_from")
+            exclude["llmesr"] = {f for f in ("teacher", "refresh_every", "id_from", "rasd")
                                  if getattr(self.llmesr, f) == LLMESRConfig.model_fields[f].default}
         if self.eval.user_sample is None:  # every user: the protocol runs always had
             exclude["eval"] = {"user_sample": True, "sample_seed": True}

@@ -66,9 +66,11 @@ class TrainRequest(BaseModel):
             raise InputError(f"--user-embeddings is only used by --method {users}")
         data = resolve_dataset(self.dataset)
         self._check_kinds(data.dataset_name)
-        configs = {b: self._pin_id_from(load_train_config(b, self.overrides, method=self.method),
-                                        data.dataset_name)
+        configs = {b: load_train_config(b, self.overrides, method=self.method)
                    for b in self.backbones}
+        if self.method == "llmesr":
+            configs = {b: resolve_llmesr(c, self.store_root, data.dataset_name)
+                       for b, c in configs.items()}
         if self.method == "llmesr" and self.user_embedding is None and any(
                 c.llmesr.distill_weight > 0 for c in configs.values() if c.backbone != "pop"):
             raise InputError("--method llmesr needs --user-embeddings (a user kind, e.g. "
@@ -99,20 +101,6 @@ class TrainRequest(BaseModel):
                 if not found.kind.startswith(entity):
                     raise InputError(f"{flag} {ref}: a {entity}… kind is needed, not {found.kind}")
 
-    def _pin_id_from(self, cfg: TrainConfig, dataset_name: str) -> TrainConfig:
-        """llmesr.id_from (stacking: the ID view's initial table) → its exact version, so
-        the config hash, and the cached run, name the table it started from."""
-        ref = cfg.llmesr.id_from
-        if self.method != "llmesr" or ref is None:
-            return cfg
-        from embeddings_store import EmbeddingStore
-
-        found = EmbeddingStore(self.store_root).resolve(ref, dataset=dataset_name)
-        if not found.kind.startswith("items/"):
-            raise InputError(f"llmesr.id_from {ref}: an items/… kind is needed, not {found.kind}")
-        pinned = cfg.llmesr.model_copy(update={"id_from": f"{found.kind}@{found.version}"})
-        return cfg.model_copy(update={"llmesr": pinned})
-
     def _check_item_table(self, ds, configs: dict[str, TrainConfig]) -> None:
         from embeddings_store import EmbeddingStore
         from pipeline.preflight import check_item_embedding
@@ -121,6 +109,25 @@ class TrainRequest(BaseModel):
         dims = [c.model.dim for c in configs.values() if c.backbone != "pop"]
         check_item_embedding(ds, EmbeddingStore(self.store_root), self.embedding,
                              max(dims) if init and dims else None)
+
+
+def resolve_llmesr(cfg: TrainConfig, store_root: str, dataset_name: str) -> TrainConfig:
+    """An LLM-ESR config as it will train: llmesr.id_from (stacking: the ID view's initial
+    table) pinned to its exact version, so the config hash and the cached run name the table
+    it started from; llmesr.rasd=auto is "on" when there is no distillation to switch off
+    (one run, the same folder as the plain no-RASD run)."""
+    esr = cfg.llmesr
+    if esr.rasd == "auto" and esr.distill_weight == 0:
+        esr = esr.model_copy(update={"rasd": "on"})
+    if esr.id_from is not None:
+        from embeddings_store import EmbeddingStore
+
+        found = EmbeddingStore(store_root).resolve(esr.id_from, dataset=dataset_name)
+        if not found.kind.startswith("items/"):
+            raise InputError(f"llmesr.id_from {esr.id_from}: an items/… kind is needed, "
+                             f"not {found.kind}")
+        esr = esr.model_copy(update={"id_from": f"{found.kind}@{found.version}"})
+    return cfg.model_copy(update={"llmesr": esr})
 
 
 def _resolve_loss(cfg: TrainConfig, n_items: int) -> TrainConfig:

@@ -155,8 +155,11 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     from pipeline.split import leave_one_out
     from pipeline.train import train_srs
 
-    ds = Dataset.load(Path(dataset_path))
     cfg = cfg.model_copy(update={"seed": seed})
+    if request.method == "llmesr" and cfg.backbone != "pop" and cfg.llmesr.rasd == "auto" \
+            and cfg.llmesr.distill_weight > 0:
+        return _rasd_selected(dataset_path, cfg, seed, request, embedding, user_embedding)
+    ds = Dataset.load(Path(dataset_path))
     backbone, mode = cfg.backbone, request.embedding_mode
     split = leave_one_out(ds, n_neg=cfg.n_negatives, neg_seed=cfg.neg_seed)
     run_dir = run_dir_of(ds.name, cfg, seed, request, embedding, user_embedding)
@@ -194,6 +197,48 @@ def train_one(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequ
     summary = (f"{backbone} {method_name} seed {seed}: best epoch {result.best_epoch}, "
                f"{result.train_seconds:.1f} s")
     return rows, summary
+
+
+def _rasd_selected(dataset_path: str, cfg: TrainConfig, seed: int, request: TrainRequest,
+                   embedding: str | None, user_embedding: str | None) -> tuple[list[dict], str]:
+    """`llmesr.rasd=auto`: LLM-ESR with and without self-distillation as two ordinary runs
+    (each in its own folder, the same ones the plain `llmesr` and `llmesr-nodistill` runs of
+    these settings use, so either may already be done), and the test rows of the one whose
+    validation full NDCG@10 is higher (distillation kept on a tie). Test metrics never choose."""
+    from pipeline.evaluate import pick
+
+    on = cfg.model_copy(update={"llmesr": cfg.llmesr.model_copy(update={"rasd": "on"})})
+    off = on.model_copy(update={"llmesr": on.llmesr.model_copy(update={"distill_weight": 0.0})})
+    name = Dataset.load(Path(dataset_path)).name
+    tried = []
+    for variant, users in ((on, user_embedding), (off, None)):
+        run_dir = run_dir_of(name, variant, seed, request, embedding, users)
+        rows = _finished_rows(run_dir, request)
+        if rows is None:
+            rows, _ = train_one(dataset_path, variant, seed, request, embedding, users)
+        card = json.loads((run_dir / "run.json").read_text())
+        tried.append((pick(card["valid_rows"]), rows, variant.llmesr.distill_weight > 0))
+    valid, rows, distilled = max(tried, key=lambda t: t[0])  # the first (RASD on) on a tie
+    label = cfg.llmesr.variant()
+    summary = (f"{cfg.backbone} {label} seed {seed}: RASD {'on' if distilled else 'off'} "
+               f"(validation NDCG@10 {tried[0][0]:.4f} with, {tried[1][0]:.4f} without)")
+    return [{**r, "method": label} for r in rows], summary
+
+
+def _finished_rows(run_dir: Path, request: TrainRequest) -> list[dict] | None:
+    """The test rows of a run that already finished in run_dir (its run.json and
+    result.json written), or None (not finished, or `request.refresh`)."""
+    card, result = run_dir / "run.json", run_dir / "result.json"
+    if request.refresh or not (card.is_file() and result.is_file()):
+        return None
+    meta = json.loads(card.read_text())
+    done = json.loads(result.read_text())
+    common = {k: meta.get(k) for k in ("method", "backbone", "embedding", "user_embedding",
+                                        "seed", "config_hash")}
+    base = {"dataset": meta["dataset"], "fingerprint": meta["fingerprint"], "split": "test",
+            "train_seconds": done["train_seconds"], "best_epoch": done["best_epoch"],
+            "run": f"{meta['dataset']}/{run_dir.name}", **common}
+    return [{**base, **row} for row in done["test_rows"]]
 
 
 def _distributed_card(cfg: TrainConfig) -> dict:

@@ -69,6 +69,10 @@ class LLMESRConfig(BaseModel):
     # cache of every user's eval-mode representation refreshed every `refresh_every` epochs.
     teacher: Literal["exact", "cached"] = "exact"
     refresh_every: int = Field(1, ge=1)
+    # "auto": train with and without RASD (two ordinary runs, each cached) and keep the one
+    # with the better validation NDCG@10 (pipeline/runs.py), so LLM-ESR is never worse on
+    # validation than its no-distillation variant; "on": distil as distill_weight says.
+    rasd: Literal["on", "auto"] = "on"
 
     @model_validator(mode="after")
     def _check(self) -> LLMESRConfig:

@@ -132,3 +132,54 @@ def test_cli_refuses_user_vectors_without_llmesr(tmp_path, monkeypatch, capsys):
     code, err = _run_cli(["train", "--user-embeddings", "users/x", "--data-dir", str(tmp_path)],
                          monkeypatch, capsys)
     assert code == 2 and "only used by --method llmesr" in err
+
+
+def test_rasd_auto_keeps_the_variant_that_wins_validation(llmesr_store, synthetic_dataset,
+                                                          tmp_path, monkeypatch):
+    """llmesr.rasd=auto trains LLM-ESR with and without RASD as two ordinary runs and reports
+    the test rows of the validation winner; asked again, it reuses both finished runs."""
+    import json
+
+    import pipeline.runs as runs
+    from pipeline.requests import TrainRequest
+
+    store, items, users = llmesr_store
+    request = TrainRequest(dataset="synthetic", method="llmesr", store_root=str(store.root),
+                           runs_dir=str(tmp_path / "runs"))
+    cfg = load_train_config("sasrec", {**TINY, "epochs": 2, "llmesr.rasd": "auto"}, method="llmesr")
+    rows, summary = runs.train_one(str(synthetic_dataset.path), cfg, 0, request, items, users)
+    folders = sorted(p for p in (tmp_path / "runs" / synthetic_dataset.name).iterdir())
+    assert len(folders) == 2 and any("nosd" in p.name for p in folders)
+    valid = {"nosd" in p.name: pick(json.loads((p / "run.json").read_text())["valid_rows"])
+             for p in folders}
+    winner = next(p for p in folders if ("nosd" in p.name) == (valid[True] > valid[False]))
+    test = json.loads((winner / "result.json").read_text())["test_rows"]
+    assert pick(rows, metric="ndcg@10") == pick(test)
+    assert rows[0]["run"].endswith(winner.name) and rows[0]["method"] == "llmesr(rasd=auto)"
+    assert ("RASD off" in summary) == (valid[True] > valid[False])
+
+    def no_training(*args, **kwargs):
+        raise AssertionError("a finished run was trained again")
+    monkeypatch.setattr(runs, "train_one", no_training)
+    again, _ = runs._rasd_selected(str(synthetic_dataset.path), cfg.model_copy(update={"seed": 0}),
+                                   0, request, items, users)
+    assert again == rows
+
+
+def test_stacking_table_is_pinned_and_rasd_auto_settles(llmesr_store, synthetic_dataset):
+    from pipeline.errors import InputError
+    from pipeline.requests import resolve_llmesr
+
+    store, items, _ = llmesr_store
+    cfg = load_train_config("sasrec", {"llmesr.id_from": "items/test"}, method="llmesr")
+    pinned = resolve_llmesr(cfg, str(store.root), synthetic_dataset.name)
+    assert pinned.llmesr.id_from == items.split("/", 1)[1]  # items/test@<exact version>
+    assert pinned.config_hash() != cfg.config_hash()
+    with pytest.raises(InputError, match="an items/… kind is needed"):
+        resolve_llmesr(load_train_config("sasrec", {"llmesr.id_from": "users/test"}, method="llmesr"),
+                       str(store.root), synthetic_dataset.name)
+    auto_off = load_train_config("sasrec", {"llmesr.rasd": "auto", "llmesr.distill_weight": 0},
+                                 method="llmesr")
+    plain_off = load_train_config("sasrec", {"llmesr.distill_weight": 0}, method="llmesr")
+    settled = resolve_llmesr(auto_off, str(store.root), synthetic_dataset.name)
+    assert settled.config_hash() == plain_off.config_hash()
