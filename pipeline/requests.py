@@ -154,6 +154,6 @@ def check_step_memory(cfg: TrainConfig, n_items: int, available: int | None = No
         raise InputError(
             f"{cfg.backbone}: the {cfg.model.loss} loss needs ~{need / 2**30:.1f} GiB per step "
             f"(batch_size {cfg.batch_size} × max_len {cfg.model.max_len} × {n_items} items), "
-            f"more than the {free / 2**30:.1f} GiB free; use --set model.loss=sampled "
+            f"more than 80% of the {free / 2**30:.1f} GiB free; use --set model.loss=sampled "
             f"(~{sampled / 2**20:.0f} MiB with model.negatives={cfg.model.negatives}) or a "
             "smaller batch_size")
