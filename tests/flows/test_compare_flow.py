@@ -97,8 +97,9 @@ def test_compare_grid_rows_table_plot_and_cache(prefect_harness, tmp_path, compa
 
 
 def test_compare_runs_llmesr_and_its_ablations(prefect_harness, tmp_path, compare_store):
+    # rasd=on: the preset's `auto` may keep the no-RASD run (tests/llmesr covers that choice)
     out = _run(tmp_path, compare_store, methods=["llmesr", "llmesr-nodistill"],
-               overrides={**TINY, "llmesr.n_neighbours": 3}, concurrency=1)
+               overrides={**TINY, "llmesr.n_neighbours": 3, "llmesr.rasd": "on"}, concurrency=1)
     assert out["failed"] == []
     table = pl.read_parquet(out["table"])
     assert set(table["method"]) == {"llmesr", "llmesr-nodistill"}
