@@ -25,6 +25,7 @@ peak_rss_mb, steps, ...}.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import math
 import os
@@ -66,12 +67,12 @@ def run_one(n_items: int, n_users: int, loss: str, args: argparse.Namespace) -> 
     """One epoch of SASRec with `loss` (in this process: its peak RSS is the row's)."""
     import torch
 
+    from models.srs.base import loss_step_bytes
     from pipeline.config import load_train_config
     from pipeline.data.prepare import prepare_dataset
     from pipeline.errors import InputError
     from pipeline.evaluate import pick
     from pipeline.requests import check_step_memory
-    from models.srs.base import loss_step_bytes
     from pipeline.split import leave_one_out
     from pipeline.train import train_srs
 
@@ -99,8 +100,8 @@ def run_one(n_items: int, n_users: int, loss: str, args: argparse.Namespace) -> 
     end = time.perf_counter()
     eval_s = (end - marks[0]) / 2
     steps = math.ceil(sum(len(s) >= 2 for s in split.train) / cfg.batch_size)
-    ndcg = [r for r in result.test_rows
-            if (r["protocol"], r["group"], r["metric"]) == ("full", "overall", "ndcg@10")][0]
+    ndcg = next(r for r in result.test_rows
+                if (r["protocol"], r["group"], r["metric"]) == ("full", "overall", "ndcg@10"))
     return row | {
         "epoch_s": round(marks[0] - start - eval_s, 1), "eval_s": round(eval_s, 1),
         "eval_users": ndcg["n_users"], "steps": steps,
@@ -128,7 +129,7 @@ def growth(rows: list[dict]) -> list[dict]:
     out = []
     for loss in sorted({r["loss"] for r in rows}):
         timed = [r for r in rows if r["loss"] == loss and "epoch_s" in r]
-        for a, b in zip(timed, timed[1:]):
+        for a, b in itertools.pairwise(timed):
             out.append({"loss": loss, "from": a["n_items"], "to": b["n_items"],
                         "epoch_ratio": round(b["epoch_s"] / a["epoch_s"], 2),
                         "exponent": round(math.log(b["epoch_s"] / a["epoch_s"])

@@ -218,7 +218,7 @@ def _rasd_selected(dataset_path: str, cfg: TrainConfig, seed: int, request: Trai
             rows, _ = train_one(dataset_path, variant, seed, request, embedding, users)
         card = json.loads((run_dir / "run.json").read_text())
         tried.append((pick(card["valid_rows"]), rows, variant.llmesr.distill_weight > 0))
-    valid, rows, distilled = max(tried, key=lambda t: t[0])  # the first (RASD on) on a tie
+    _, rows, distilled = max(tried, key=lambda t: t[0])  # the first (RASD on) on a tie
     label = cfg.llmesr.variant()
     summary = (f"{cfg.backbone} {label} seed {seed}: RASD {'on' if distilled else 'off'} "
                f"(validation NDCG@10 {tried[0][0]:.4f} with, {tried[1][0]:.4f} without)")

@@ -21,7 +21,6 @@ from models.losses.next_item import sampled_bce, softmax_ce
 from models.losses.sampled_softmax import gbce, sampled_softmax_ce, seen_among
 from models.srs.registry import check_backbone
 
-
 SAMPLED_LOSSES = ("sampled", "gbce")  # the losses over shared negatives
 # model.loss=auto: the full softmax up to this many items, sampled above (bench/scale.py).
 AUTO_SAMPLED_ABOVE = 100_000
