@@ -235,10 +235,9 @@ def _finished_rows(run_dir: Path, request: TrainRequest) -> list[dict] | None:
     done = json.loads(result.read_text())
     common = {k: meta.get(k) for k in ("method", "backbone", "embedding", "user_embedding",
                                         "seed", "config_hash")}
-    base = {"dataset": meta["dataset"], "fingerprint": meta["fingerprint"], "split": "test",
-            "train_seconds": done["train_seconds"], "best_epoch": done["best_epoch"],
-            "run": f"{meta['dataset']}/{run_dir.name}", **common}
-    return [{**base, **row} for row in done["test_rows"]]
+    return _rows(meta["dataset"], meta["fingerprint"], done["test_rows"],
+                 train_seconds=done["train_seconds"], best_epoch=done["best_epoch"],
+                 run=f"{meta['dataset']}/{run_dir.name}", **common)
 
 
 def _distributed_card(cfg: TrainConfig) -> dict:
@@ -263,7 +262,11 @@ def write_run_card(run_dir: Path, ds: Dataset, **fields: Any) -> None:
 
 def result_rows(ds: Dataset, metric_rows: list[dict], **common: Any) -> list[dict]:
     """The results-table rows (pipeline/results.COLUMNS) of one run's test metrics."""
-    base = {"dataset": ds.name, "fingerprint": ds.fingerprint, "split": "test", **common}
+    return _rows(ds.name, ds.fingerprint, metric_rows, **common)
+
+
+def _rows(dataset: str, fingerprint: str, metric_rows: list[dict], **common: Any) -> list[dict]:
+    base = {"dataset": dataset, "fingerprint": fingerprint, "split": "test", **common}
     return [{**base, **row} for row in metric_rows]
 
 
