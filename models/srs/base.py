@@ -96,8 +96,9 @@ class SequentialRecommender(nn.Module):
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         """batch: input [B, T], target [B, T] (0 = no target), negative [B, T] for bce."""
-        hidden = self.encode(batch["input"])  # [B, T, D]
-        return self.loss_from_hidden(hidden, batch)
+        with self.item_emb.reuse():  # an adapted table: once for the input and the scores
+            hidden = self.encode(batch["input"])  # [B, T, D]
+            return self.loss_from_hidden(hidden, batch)
 
     def loss_from_hidden(self, hidden: torch.Tensor, batch: dict[str, torch.Tensor]) -> torch.Tensor:
         target = batch["target"]
@@ -106,9 +107,7 @@ class SequentialRecommender(nn.Module):
         pos = target[valid]  # [M]
         if self.cfg.loss in SAMPLED_LOSSES:
             neg = batch["shared_negative"]  # [K], drawn by the trainer (pipeline/negatives.py)
-            seen = None
-            if self.cfg.mask_seen and self.objective == "next":
-                seen = seen_among(batch["input"], neg)[valid]  # [M, K]
+            seen = self.seen_items(batch, neg)[valid] if self.cfg.mask_seen else None  # [M, K]
             if self.cfg.loss == "gbce":
                 return gbce(h, pos, self.item_emb(pos), neg, self.item_emb(neg), self.n_items,
                             self.cfg.gbce_t, seen)
@@ -118,14 +117,22 @@ class SequentialRecommender(nn.Module):
             raise ValueError("model.loss=auto must be resolved against the catalogue first "
                              "(models.srs.base.resolve_loss)")
         if self.cfg.loss == "ce":
-            seen = None
-            if self.cfg.mask_seen and self.objective == "next":
-                seen = seen_before(batch["input"], self.n_items)[valid]  # [M, N+1]
+            seen = self.seen_items(batch)[valid] if self.cfg.mask_seen else None  # [M, N+1]
             return softmax_ce(self.score_all(h), pos, seen)  # logits [M, N+1]
         neg = batch["negative"][valid]  # [M]
         pos_logit = (h * self.item_emb(pos)).sum(-1)
         neg_logit = (h * self.item_emb(neg)).sum(-1)
         return sampled_bce(pos_logit, neg_logit)
+
+
+    def seen_items(self, batch: dict[str, torch.Tensor],
+                   among: torch.Tensor | None = None) -> torch.Tensor:
+        """[B, T, N+1] bool (or [B, T, K] over the ids `among` [K]): what each position has
+        already seen, left out of its softmax by `mask_seen`. Next-item: the items up to
+        that position."""
+        if among is not None:
+            return seen_among(batch["input"], among)
+        return seen_before(batch["input"], self.n_items)
 
 
 def resolve_loss(cfg: SRSConfig, n_items: int) -> SRSConfig:

@@ -20,6 +20,8 @@ model (pipeline/methods/llmesr/distill.py), as an auxiliary loss.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import ExitStack, contextmanager
 from typing import Literal
 
 import torch
@@ -140,6 +142,14 @@ class FusedItemEmbedding(ItemEmbedding):
         self.collaborative = collaborative
         self.semantic = semantic
 
+    @contextmanager
+    def reuse(self) -> Iterator[None]:
+        with ExitStack() as stack:
+            for view in (self.collaborative, self.semantic):
+                if view is not None:
+                    stack.enter_context(view.reuse())
+            yield
+
     def views(self, ids: torch.Tensor) -> list[torch.Tensor]:
         """ids [*] -> one [*, d] tensor per present view, collaborative first."""
         return [v(ids) for v in (self.collaborative, self.semantic) if v is not None]
@@ -218,18 +228,24 @@ class LLMESR(SequentialRecommender):
                      self.to_semantic(co, se, seq, self.causal_xattn)]
             if self.esr.xattn_residual:
                 views = [co + views[0], se + views[1]]
+        if len(views) == 2 and len(self.encoders) == 1:
+            # One shared encoder: both views go through it as one [2B, T, d] batch (the same
+            # arithmetic per row as two calls, in half the operator dispatches).
+            both = self.encoders[0].encode_vectors(torch.cat(views), torch.cat([seq, seq]))
+            return torch.cat(both.chunk(2), dim=-1)  # [B, T, 2d]
         hidden = [self.encoders[min(i, len(self.encoders) - 1)].encode_vectors(x, seq)
                   for i, x in enumerate(views)]
         return torch.cat(hidden, dim=-1)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> torch.Tensor:
-        hidden = self.encode(batch["input"])  # [B, T, k·d]
-        # A next-item batch's input is each user's training history but the last item, so
-        # its last position is the user representation that self-distillation pulls on:
-        # kept for `take_user`, which reuses this pass as the paper does instead of
-        # encoding the batch a second time.
-        self._user = hidden[:, -1] if self.training and self.objective == "next" else None
-        return self.loss_from_hidden(hidden, batch)
+        with self.item_emb.reuse():  # the semantic view adapted once for the whole step
+            hidden = self.encode(batch["input"])  # [B, T, k·d]
+            # A next-item batch's input is each user's training history but the last item,
+            # so its last position is the user representation that self-distillation pulls
+            # on: kept for `take_user`, which reuses this pass as the paper does instead of
+            # encoding the batch a second time.
+            self._user = hidden[:, -1] if self.training and self.objective == "next" else None
+            return self.loss_from_hidden(hidden, batch)
 
     def take_user(self) -> torch.Tensor | None:
         """[B, k·d] user representation of the last training batch's rows (once), or None."""

@@ -91,3 +91,25 @@ def test_mask_seen_leaves_history_out_of_the_softmax():
     # position 0: history {2}, target 4; position 1: history {2, 4}, target 2 (a repeat stays in).
     expected = (nll(hidden[0, 0], 4, {2}) + nll(hidden[0, 1], 2, {4})) / 2
     assert torch.allclose(m.loss_from_hidden(hidden, batch), expected, atol=1e-5)
+
+
+def test_bert4rec_mask_seen_leaves_the_whole_row_out_but_each_target():
+    # Row 7 5 [MASK] 3 with the masked item 6 (and 5 masked too, kept as itself): every item
+    # of the unmasked row is history to both targets, except the target itself.
+    m = _model("bert4rec", mask_seen=True)
+    mask = N_ITEMS + 1
+    batch = {"input": torch.tensor([[7, 5, mask, 3]]), "target": torch.tensor([[0, 5, 6, 0]])}
+    seen = m.seen_items(batch)
+    assert seen.shape == (1, 4, N_ITEMS + 1)
+    assert seen[0, 2].nonzero().flatten().tolist() == [3, 5, 6, 7]  # the [MASK] id is never an item
+    hidden = torch.randn(1, 4, 16)
+    table = m.item_emb.scoring_table()
+
+    def nll(h, target, out):
+        keep = [i for i in range(1, N_ITEMS + 1) if i not in out]
+        return -torch.log_softmax(h @ table[keep].T, 0)[keep.index(target)]
+
+    expected = (nll(hidden[0, 1], 5, {3, 6, 7}) + nll(hidden[0, 2], 6, {3, 5, 7})) / 2
+    assert torch.allclose(m.loss_from_hidden(hidden, batch), expected, atol=1e-5)
+    among = torch.tensor([6, 9, 7])  # the sampled losses' shared negatives
+    assert m.seen_items(batch, among)[0, 1].tolist() == [True, False, True]

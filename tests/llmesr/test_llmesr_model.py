@@ -154,3 +154,37 @@ def test_stacking_initialises_the_id_view_from_another_table(item_vectors):
     assert torch.allclose(weight, alone.item_emb.collaborative.table.weight[rows])
     assert not torch.allclose(weight, plain.item_emb.collaborative.table.weight[rows])
     assert torch.equal(stacked.item_emb.semantic.frozen, plain.item_emb.semantic.frozen)
+
+
+@pytest.mark.parametrize("backbone", BACKBONES)
+def test_one_batched_pass_of_the_shared_encoder_equals_one_pass_per_view(item_vectors, backbone):
+    m = _model(item_vectors, backbone, cross_attention=False).eval()
+    seq = _batch(m.n_items)["input"]
+    co, se = m.item_emb.views(seq)
+    expected = torch.cat([m.encoders[0].encode_vectors(co, seq),
+                          m.encoders[0].encode_vectors(se, seq)], dim=-1)  # [B, T, 2d]
+    assert torch.allclose(m.encode(seq), expected, atol=1e-5)
+
+
+def test_composed_adapter_is_the_two_layer_adapter_and_is_adapted_once_per_step(item_vectors):
+    m = _model(item_vectors)
+    semantic = m.item_emb.semantic
+    with torch.no_grad():
+        for layer in semantic.adapter:
+            layer.bias.normal_()  # non-zero biases: the composed bias must carry both
+    assert torch.allclose(semantic.item_vectors(), semantic.adapter(semantic.frozen), atol=1e-5)
+    calls = []
+    semantic.adapter[0].register_forward_hook(lambda *a: calls.append(1))  # not called: composed
+    adapted = []
+    original = type(semantic).item_vectors
+
+    def counting(self):
+        adapted.append(self._reused is None)
+        return original(self)
+
+    type(semantic).item_vectors = counting
+    try:
+        m.loss(_batch(m.n_items))
+    finally:
+        type(semantic).item_vectors = original
+    assert sum(adapted) == 1 and not calls  # one adaptation for the input and the scoring table
