@@ -80,8 +80,14 @@ srs: $(STAMP) ## prepare DATASET and train+evaluate the ID-only backbones
 embeddings: $(STAMP) ## stage 1 on DATASET: every built generator into ./store
 	$(BIN)/llm4srs embed all --dataset $(DATASET)
 
-compare: $(STAMP) ## every method x backbone x seed on DATASET's stored embeddings: table + plot (ML-100k: < 60 min on 2 cores)
-	$(BIN)/llm4srs compare --dataset $(DATASET) --seeds $(SEEDS) $(COMPARE_ARGS)
+# `make compare` datasets: DATASET (ML-100k) and amazon-scientific, one leaderboard over both.
+# COMPARE_OPTIONAL ones are skipped, with one line saying what to build, when their data
+# (../shared/data/amazon-scientific) or their item embeddings in the store are missing;
+# the CLI decides that (`--optional`). `make compare COMPARE_DATASETS=movielens-100k`: one.
+COMPARE_DATASETS ?= $(DATASET),amazon-scientific
+COMPARE_OPTIONAL ?= amazon-scientific
+compare: $(STAMP) ## every method x backbone x seed on COMPARE_DATASETS' stored embeddings: tables, plots, one leaderboard (ML-100k: < 60 min on 2 cores)
+	$(BIN)/llm4srs compare --dataset $(COMPARE_DATASETS) --optional "$(COMPARE_OPTIONAL)" --seeds $(SEEDS) $(COMPARE_ARGS)
 
 server: $(STAMP) ## a local Prefect server on :4200; then `export PREFECT_API_URL=http://127.0.0.1:4200/api` in other shells (flow commands start in seconds)
 	$(BIN)/llm4srs server

@@ -34,7 +34,13 @@ from pipeline.compare import (
     plan_cells,
     validation_winner,
 )
-from pipeline.compare_report import aggregate, find_e4srec_rows, markdown
+from pipeline.compare_report import (
+    aggregate,
+    find_e4srec_rows,
+    leaderboard,
+    markdown,
+    write_leaderboard,
+)
 from pipeline.config import load_train_config
 from pipeline.data.dataset import Dataset, read_meta
 from pipeline.html_report import write_html
@@ -111,27 +117,30 @@ def run_cells(cells: list[Cell], dataset_path: str, runs_dir: str, store_root: s
 # processes a cell gives the same numbers as the same run of `llm4srs train`.
 @flow(name="compare", task_runner=ProcessPoolTaskRunner(max_workers=max(os.cpu_count() or 2, 2)))
 def compare_flow(dataset: str = "movielens-100k",
-                 backbones: list[str] = ["sasrec", "gru4rec", "bert4rec"],  # noqa: B006
+                 backbones: list[str] | None = None,
                  seeds: list[int] = [0, 1, 2],  # noqa: B006
                  kinds: list[str] | None = None, methods: list[str] | None = None,
                  ablations: dict[str, dict] | None = None, store_root: str = "store",
                  runs_dir: str = "runs", data_dir: str = "data",
                  overrides: dict | None = None, concurrency: int | None = None,
                  promote: bool = True) -> dict:
-    """Run the comparison grid; returns {"table", "plot", "markdown", "cells", "failed"}.
+    """Run the comparison grid; returns {"dataset", "table", "plot", "html", "markdown",
+    "cells", "failed"}.
 
-    kinds: item kinds (None = every items/* kind in the store but sasrec-id and
-    e4srec-head); methods: None = id, llm-init, llmesr and the ablations (LLM-ESR's only
-    when the train task supports it); ablations: name -> overrides of the llmesr cell
-    (None = llmesr-nodistill, llmesr-nocross); overrides: on top of the budget preset
-    configs/compare.yaml; concurrency: cells at once (None = the preset's); promote: give
-    @production to the item version that won on validation (embeddings_store.promotion:
-    only if it beats the holder).
+    backbones: None = the budget preset's for this dataset; kinds: item kinds (None =
+    every items/* kind in the store but sasrec-id and e4srec-head); methods: None = id,
+    llm-init, llmesr and the ablations (LLM-ESR's only when the train task supports it);
+    ablations: name -> overrides of the llmesr cell (None = llmesr-nodistill,
+    llmesr-nocross); overrides: on top of the budget preset configs/compare.yaml (with its
+    `datasets:` entry for this dataset applied); concurrency: cells at once (None = the
+    preset's); promote: give @production to the item version that won on validation
+    (embeddings_store.promotion: only if it beats the holder).
     """
     log = get_run_logger()
-    preset = load_preset()
     path = prepare(dataset, data_dir)
     ds = Dataset.load(Path(path))
+    preset = load_preset().for_dataset(ds.name)
+    backbones = backbones or preset.backbones
     abl = DEFAULT_ABLATIONS if ablations is None else ablations
     chosen = methods_for(methods, abl, supports_llmesr())
     items, users = grid_embeddings(ds, store_root, kinds) if any(
@@ -155,9 +164,10 @@ def compare_flow(dataset: str = "movielens-100k",
                                      value, evidence)
         notes.append(("promoted: " if decision.moved else "@production kept: ")
                      + decision.reason)
+    entry = f" (datasets.{ds.name})" if ds.name in preset.datasets else ""
     notes.append(f"{len(cells)} cells ({len(cells) - len(failed)} ok) in "
                  f"{(time.perf_counter() - start) / 60:.1f} min; budget preset "
-                 f"configs/compare.yaml, overrides {overrides or {}}")
+                 f"configs/compare.yaml{entry}, overrides {overrides or {}}")
     table = write_table(rows, results_path(runs_dir, ds.name, "compare"))
     agg = aggregate(rows)
     plot = compare_plot(agg, table.with_suffix(".png"), title=f"{ds.name}: test full NDCG@10")
@@ -169,6 +179,25 @@ def compare_flow(dataset: str = "movielens-100k",
                           f"item kind {i + 1}": ref for i, ref in enumerate(items)}})
     create_markdown_artifact(f"{md}\n\nTable: `{table}`; plot: `{plot}`", key="compare-results",
                              description=f"methods on {ds.name}")
-    return {"table": str(table), "plot": str(plot), "html": str(page), "markdown": md,
-            "cells": len(cells),
-            "failed": failed}
+    return {"dataset": ds.name, "table": str(table), "plot": str(plot), "html": str(page),
+            "markdown": md, "cells": len(cells), "failed": failed}
+
+
+@flow(name="compare-datasets")
+def compare_datasets_flow(datasets: list[dict[str, Any]], common: dict[str, Any],
+                          notes: list[str] | None = None) -> dict:
+    """`compare_flow` once per dataset, one after the other, then one leaderboard
+    (runs/leaderboard-<UTC time>.md, pipeline.compare_report.leaderboard). `datasets`: each
+    run's own arguments (dataset, backbones, kinds); `common`: those of every run (seeds,
+    methods, store_root, runs_dir, …); notes: lines under the leaderboard (skipped
+    datasets). Returns {"runs": [compare_flow's result, …], "leaderboard", "markdown"}."""
+    import polars as pl
+
+    runs = [compare_flow(**common, **own) for own in datasets]
+    runs_dir = common.get("runs_dir", "runs")
+    md = leaderboard([(r["dataset"], pl.read_parquet(r["table"]).to_dicts(), r["markdown"])
+                      for r in runs], runs_dir, notes)
+    path = write_leaderboard(runs_dir, md)
+    create_markdown_artifact(md, key="compare-leaderboard",
+                             description=", ".join(r["dataset"] for r in runs))
+    return {"runs": runs, "leaderboard": str(path), "markdown": md}

@@ -8,8 +8,9 @@ the cached SRS train task, so a cell done before costs nothing.
 from __future__ import annotations
 
 import fnmatch
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -21,6 +22,7 @@ from pipeline.presets import CONFIG_DIR, read_mapping
 from pipeline.store_io import resolve_kind
 
 PRESET = CONFIG_DIR / "compare.yaml"
+K = TypeVar("K", bound=Hashable)  # what `validation_means` groups runs by
 BASE_METHODS = ("id", "llm-init", "llmesr")
 # LLM-ESR ablations (METHODS.md §3.6) and variants: name -> overrides of the llmesr cell.
 # `stacked`: the semantic view on the grid's first kind, the ID view initialised from
@@ -42,6 +44,18 @@ _COST = {"sasrec": {"srs": 3.1, "llmesr": 8.4, "nodistill": 5.2},
          "bert4rec": {"srs": 3.0, "llmesr": 19.5, "nodistill": 9.0}}
 
 
+class DatasetBudget(BaseModel):
+    """One entry of the preset's `datasets:`: a dataset's own budget (configs/compare.yaml)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    # False: `overrides`/`llmesr_overrides` below go on top of the global ones; True: they
+    # take their place ({} then means the backbones' full configs/srs/<backbone>.yaml).
+    replace_overrides: bool = False
+    overrides: dict[str, Any] = {}
+    llmesr_overrides: dict[str, Any] = {}
+    backbones: list[str] | None = Field(None, min_length=1)  # None: the global `backbones`
+
+
 class ComparePreset(BaseModel):
     """configs/compare.yaml: the budget every cell runs under (see the file's comments)."""
 
@@ -52,6 +66,22 @@ class ComparePreset(BaseModel):
     kinds: list[str] = ["items/semantic-*", "items/llmemb-rat"]
     ablation_backbones: list[str] = ["sasrec"]
     llmesr_all_kinds: bool = False  # False: LLM-ESR on the first item kind only
+    backbones: list[str] = Field(["sasrec", "gru4rec", "bert4rec"], min_length=1)
+    datasets: dict[str, DatasetBudget] = {}  # dataset name -> its own budget
+
+    def for_dataset(self, name: str) -> ComparePreset:
+        """The budget of dataset `name`: its `datasets:` entry applied to the global one.
+        Without an entry it is this preset itself, so those datasets' cells keep their exact
+        overrides (and config hashes: their cached runs are reused)."""
+        entry = self.datasets.get(name)
+        if entry is None:
+            return self
+        keep = not entry.replace_overrides
+        return self.model_copy(update={
+            "overrides": {**(self.overrides if keep else {}), **entry.overrides},
+            "llmesr_overrides": {**(self.llmesr_overrides if keep else {}),
+                                 **entry.llmesr_overrides},
+            "backbones": entry.backbones or self.backbones})
 
 
 def load_preset(path: Path | None = None) -> ComparePreset:
@@ -231,33 +261,127 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
     return cells, notes
 
 
-def validation_winner(rows: list[dict], runs_dir: str | Path,
-                      method: str = "llm-init") -> tuple[str, float, dict] | None:
-    """The stored item version whose `method` runs have the best mean **validation** full
-    NDCG@10 over backbones and seeds (read from each run's run.json), with the evidence:
-    (exact ref, value, {"per_version": {ref: mean}, "runs": {ref: [run, …]}}). None when no
-    row of `method` names a run."""
+def validation_means(rows: list[dict], runs_dir: str | Path, key: Callable[[dict], K | None]
+                     ) -> tuple[dict[K, float], dict[K, list[str]]]:
+    """Mean **validation** full NDCG@10 per `key(row)` over the distinct runs its rows name,
+    each read from the run's run.json `valid_rows` (test never chooses): (means, runs).
+    Rows whose key is None or that name no run are left out; a key none of whose run.json
+    exists has runs but no mean."""
     import json
     import statistics
 
     from pipeline.evaluate import pick
 
-    runs: dict[str, list[str]] = {}
+    runs: dict[K, list[str]] = {}
     for row in rows:
-        if row.get("method") == method and row.get("embedding") and row.get("run"):
-            runs.setdefault(row["embedding"], [])
-            if row["run"] not in runs[row["embedding"]]:
-                runs[row["embedding"]].append(row["run"])
-    means = {}
-    for ref, names in runs.items():
-        values = []
-        for name in names:
-            card = Path(runs_dir) / name / "run.json"
-            if card.is_file():
-                values.append(pick(json.loads(card.read_text())["valid_rows"]))
+        k = key(row)
+        if k is not None and row.get("run"):
+            names = runs.setdefault(k, [])
+            if row["run"] not in names:
+                names.append(row["run"])
+    means: dict[K, float] = {}
+    for k, names in runs.items():
+        cards = [Path(runs_dir) / name / "run.json" for name in names]
+        values = [pick(json.loads(c.read_text())["valid_rows"]) for c in cards if c.is_file()]
         if values:
-            means[ref] = statistics.fmean(values)
+            means[k] = statistics.fmean(values)
+    return means, runs
+
+
+def validation_winner(rows: list[dict], runs_dir: str | Path,
+                      method: str = "llm-init") -> tuple[str, float, dict] | None:
+    """The stored item version whose `method` runs have the best mean validation full
+    NDCG@10 over backbones and seeds (`validation_means`), with the evidence:
+    (exact ref, value, {"per_version": {ref: mean}, "runs": {ref: [run, …]}}). None when no
+    row of `method` names a run."""
+    means, runs = validation_means(
+        rows, runs_dir, lambda r: r.get("embedding") if r.get("method") == method else None)
     if not means:
         return None
     best = max(means, key=means.__getitem__)
     return best, means[best], {"method": method, "per_version": means, "runs": runs}
+
+
+# --- `llm4srs compare` over several datasets: every one checked before any trains -------
+
+class DatasetCheck(BaseModel):
+    """One dataset of `llm4srs compare`, checked: what its `compare_flow` run takes."""
+
+    model_config = ConfigDict(frozen=True)
+    spec: str  # as given to --dataset (a source, `source:PATH`, a preset, a YAML file)
+    name: str  # its name: the store's and runs/' folder, the key of the preset's `datasets:`
+    backbones: list[str]
+    kinds: list[str] | None  # resolved item kinds; None when only `id` runs
+
+
+def check_backbones(names: list[str]) -> list[str]:
+    """`names` when every one is a known SRS backbone, else InputError."""
+    from models.srs import BACKBONES  # pop has no item table to compare
+
+    unknown = [b for b in names if b not in BACKBONES]
+    if unknown or not names:
+        raise InputError(f"unknown backbone {', '.join(unknown) or '(none)'}; choose from "
+                         f"{', '.join(BACKBONES)}")
+    return names
+
+
+def check_dataset(spec: str, *, backbones: list[str] | None,
+                  kinds: list[str] | Literal["all"] | None, methods: list[str],
+                  overrides: dict[str, Any], preset: ComparePreset, store_root: str | Path,
+                  data_dir: str | Path, optional: Collection[str] = ()) -> DatasetCheck | str:
+    """Everything about one dataset that can fail before training: its spec, its raw data,
+    its backbones (None: the preset's for it), its item kinds in the store (kinds None: the
+    preset's patterns; "all": every item kind) and the overrides against every backbone's
+    config under its budget. InputError on the first problem; for a dataset named (by spec
+    or name) in `optional`, missing data or item embeddings give the one line saying why it
+    is skipped instead."""
+    from pipeline.config import load_train_config
+    from pipeline.data.config import resolve_dataset
+    from pipeline.data.prepare import missing_source
+
+    cfg = resolve_dataset(spec)  # fail fast on a bad spec
+    name = cfg.dataset_name
+    skip = spec in optional or name in optional
+    budget = preset.for_dataset(name)
+    chosen = check_backbones(backbones or budget.backbones)
+    absent = missing_source(cfg, Path(data_dir))
+    if absent is not None:
+        if skip:
+            return f"skipped {spec}: no data at {absent}"
+        raise InputError(f"{spec}: no data at {absent}")
+    kind_list: list[str] | None = None
+    if any(m != "id" for m in methods):
+        available = store_kinds(store_root, name, "items")
+        if skip and not [k for k in available if k not in EXCLUDED_KINDS]:
+            return (f"skipped {spec}: the store holds no item embeddings for it; build them "
+                    f"with `llm4srs embed llmemb --dataset {spec}`")
+        patterns = None if kinds == "all" else budget.kinds
+        wanted = None if kinds == "all" else kinds
+        kind_list = select_kinds(available, wanted, patterns, dataset=spec)
+    for b in chosen:  # bad overrides fail here, not an hour in
+        load_train_config(b, {**budget.overrides, **overrides})
+        if any(m.startswith("llmesr") for m in methods):
+            load_train_config(b, {**budget.overrides, **budget.llmesr_overrides, **overrides},
+                              method="llmesr")
+    return DatasetCheck(spec=spec, name=name, backbones=chosen, kinds=kind_list)
+
+
+def check_datasets(specs: list[str], **common: Any) -> tuple[list[DatasetCheck], list[str]]:
+    """`check_dataset` for every spec (a repeated dataset once): (checked, skip lines). With
+    several, an error names its dataset; when every dataset is skipped, InputError."""
+    checked: list[DatasetCheck] = []
+    skipped: list[str] = []
+    for spec in dict.fromkeys(specs):
+        try:
+            out = check_dataset(spec, **common)
+        except InputError as e:
+            if len(specs) > 1 and spec not in str(e):
+                raise InputError(f"{spec}: {e}") from None
+            raise
+        if isinstance(out, str):
+            skipped.append(out)
+        elif out.name not in {c.name for c in checked}:
+            checked.append(out)
+    if not checked:
+        raise InputError("nothing to compare: " + "; ".join(skipped))
+    return checked, skipped

@@ -1,5 +1,7 @@
 """Aggregation and markdown of the comparison table: mean ± std over seeds of one metric
-for overall / tail-item / tail-user users, per (backbone, method, item embedding)."""
+for overall / tail-item / tail-user users, per (backbone, method, item embedding); and the
+leaderboard of several datasets' comparisons, each backbone's configuration chosen on
+validation."""
 
 from __future__ import annotations
 
@@ -7,8 +9,10 @@ from pathlib import Path
 
 import polars as pl
 
-from pipeline.compare import short_kind
+from embeddings_store.atomic import atomic_write_text
+from pipeline.compare import short_kind, validation_means
 from pipeline.results import PROTOCOL_NOTE, to_frame
+from pipeline.runs import utc_stamp
 
 GROUPS = ("overall", "tail_item", "tail_user")
 
@@ -108,3 +112,56 @@ def find_e4srec_rows(runs_dir: Path, dataset: str, fingerprint: str) -> tuple[li
     if "split" in frame.columns:
         frame = frame.filter(pl.col("split").is_null() | (pl.col("split") == "test"))
     return frame.to_dicts(), tables[-1]
+
+
+def best_on_validation(rows: list[dict], runs_dir: str | Path) -> list[dict]:
+    """Per backbone (in table order), the configuration (method, item embedding) whose runs
+    have the best mean validation full NDCG@10 over seeds (`validation_means`: run.json, not
+    the test rows), with its test full NDCG@10 means: dicts of backbone, method, kind,
+    valid, seeds (runs averaged), overall and tail_item (None where the table has none)."""
+    means, runs = validation_means(
+        rows, runs_dir, lambda r: (r["backbone"], r["method"], r.get("embedding")))
+    test = aggregate(rows).filter(pl.col("protocol") == "full")
+    out = []
+    for backbone in dict.fromkeys(k[0] for k in means):
+        key = max((k for k in means if k[0] == backbone), key=means.__getitem__)
+        kind = short_kind(key[2])
+        found = test.filter(pl.col("backbone") == backbone, pl.col("method") == key[1],
+                            pl.col("kind").eq_missing(kind))
+        by_group = dict(zip(found["group"], found["mean"], strict=True))
+        out.append({"backbone": backbone, "method": key[1], "kind": kind, "valid": means[key],
+                    "seeds": len(runs[key]), "overall": by_group.get("overall"),
+                    "tail_item": by_group.get("tail_item")})
+    return out
+
+
+def leaderboard(sections: list[tuple[str, list[dict], str]], runs_dir: str | Path,
+                notes: list[str] | None = None) -> str:
+    """One markdown page over several datasets. `sections`: (dataset, its comparison's
+    result rows, its `markdown` table as the flow wrote it, notes included); under each
+    table, per backbone, the configuration chosen on validation (`best_on_validation`)."""
+    def num(value: float | None) -> str:
+        return "—" if value is None else f"{value:.4f}"
+
+    lines = [f"# Leaderboard: {', '.join(s[0] for s in sections)}", "",
+             "Per dataset: the comparison on test, then per backbone the configuration with "
+             "the best mean validation full NDCG@10 over seeds (test never chooses), with its "
+             "test full NDCG@10 (mean over the same seeds)."]
+    for dataset, rows, table in sections:
+        best = best_on_validation(rows, runs_dir)
+        lines += ["", table, "", f"### Chosen on validation: {dataset}", ""]
+        lines += [f"- {b['backbone']}: **{label(b['method'], b['kind'])}**, valid "
+                  f"{b['valid']:.4f} ({b['seeds']} seed{'s' * (b['seeds'] != 1)}); test "
+                  f"overall {num(b['overall'])}, tail item {num(b['tail_item'])}"
+                  for b in best] or [
+            "- none: no row names a run with a run.json"]
+    if notes:
+        lines += ["", *[f"- {n}" for n in notes]]
+    return "\n".join(lines) + "\n"
+
+
+def write_leaderboard(runs_dir: str | Path, text: str) -> Path:
+    """`runs/leaderboard-<UTC time>.md`, written aside then renamed."""
+    path = Path(runs_dir) / f"leaderboard-{utc_stamp()}.md"
+    atomic_write_text(path, text)
+    return path

@@ -270,9 +270,13 @@ def _rows(dataset: str, fingerprint: str, metric_rows: list[dict], **common: Any
     return [{**base, **row} for row in metric_rows]
 
 
-def results_path(runs_dir: str, dataset_name: str, prefix: str = "results") -> Path:
-    """`runs/<dataset>/<prefix>-<UTC time>.parquet` (the plot goes beside it as .png)."""
+def utc_stamp() -> str:
+    """The UTC time in result file names: `20260101T120000Z`."""
     from datetime import UTC, datetime
 
-    stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
-    return Path(runs_dir) / dataset_name / f"{prefix}-{stamp}.parquet"
+    return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def results_path(runs_dir: str, dataset_name: str, prefix: str = "results") -> Path:
+    """`runs/<dataset>/<prefix>-<UTC time>.parquet` (the plot goes beside it as .png)."""
+    return Path(runs_dir) / dataset_name / f"{prefix}-{utc_stamp()}.parquet"

@@ -30,7 +30,7 @@ def prepare_dataset(cfg: DataConfig, data_dir: Path, force: bool = False) -> Dat
     The folder name carries the config hash, so different filters never collide; a
     finished folder is reused unless `force`.
     """
-    out = data_dir / "prepared" / f"{cfg.dataset_name}-{_cache_key(cfg)}"
+    out = prepared_folder(cfg, data_dir)
     if (out / "meta.json").is_file() and not force:
         return Dataset.load(out)
     if out.parent.is_dir():
@@ -62,6 +62,20 @@ def prepare_dataset(cfg: DataConfig, data_dir: Path, force: bool = False) -> Dat
     _write_atomically(out, interactions, items, users, meta)
     log.info("prepared %s: %s", cfg.dataset_name, meta["counts"])
     return Dataset.load(out)
+
+
+def prepared_folder(cfg: DataConfig, data_dir: Path) -> Path:
+    """Where `prepare_dataset` writes (and reuses) cfg's dataset."""
+    return data_dir / "prepared" / f"{cfg.dataset_name}-{_cache_key(cfg)}"
+
+
+def missing_source(cfg: DataConfig, data_dir: Path) -> Path | None:
+    """cfg's raw data path when it is absent and no prepared copy stands in for it, i.e.
+    `prepare_dataset` would fail; None when it can prepare (a downloading source has no
+    path). Lets a command refuse, or skip, such a dataset before anything trains."""
+    if cfg.path is None or cfg.path.exists():
+        return None
+    return None if (prepared_folder(cfg, data_dir) / "meta.json").is_file() else cfg.path
 
 
 def _cache_key(cfg: DataConfig) -> str:

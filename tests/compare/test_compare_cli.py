@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 
-import numpy as np
 import pytest
 
 from llm4srs.cli import main
@@ -17,19 +16,6 @@ def run_cli(args, monkeypatch, capsys):
         raise SystemExit(0)
     out = capsys.readouterr()
     return int(exc.value.code or 0), out.out, out.err
-
-
-@pytest.fixture
-def store_with_items(tmp_path):
-    from embeddings_store import EmbeddingStore, ManifestInput, Producer
-
-    store = EmbeddingStore(tmp_path / "store")
-    vecs = np.ones((5, 4), np.float32)
-    for kind in ("items/semantic-a", "items/sasrec-id"):
-        store.write("synthetic", kind, np.arange(1, 6), vecs,
-                    ManifestInput(dataset_fingerprint="f", producer=Producer(generator="t"),
-                                  code_version="test"))
-    return tmp_path / "store"
 
 
 @pytest.mark.parametrize(("args", "needle"), [
