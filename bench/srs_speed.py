@@ -7,7 +7,7 @@
 Prints seconds per epoch and training sequences/s per backbone, then the wall time of a
 full SASRec run to early stopping (configs/srs/sasrec.yaml) with its test metrics. With
 `--llmesr STORE` (a store holding --items-kind and --users-kind for the dataset), also
-LLM-ESR on SASRec with the exact and the cached RASD teacher and without distillation, each
+LLM-ESR on SASRec with the exact, cached and running RASD teachers and without distillation, each
 as a ratio to the ID-only SASRec epoch measured in the same run. The last line is a JSON
 list of the figures.
 """
@@ -93,6 +93,7 @@ def _llmesr_ratios(ds, split, args, tmp: Path, figures: list[dict]) -> list[dict
     out = []
     for name, over in (("exact", {"llmesr.teacher": "exact"}),
                        ("cached", {"llmesr.teacher": "cached"}),
+                       ("running", {"llmesr.teacher": "running"}),
                        ("no-distill", {"llmesr.distill_weight": 0.0})):
         cfg = load_train_config("sasrec", {"epochs": args.epochs, "patience": 10**6, **over},
                                 method="llmesr")

@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.srs import BACKBONES, SRSConfig
-from models.srs.base import SAMPLED_LOSSES
+from models.srs.base import ADDED_LATER, SAMPLED_LOSSES
 from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
@@ -75,8 +75,12 @@ class TrainConfig(BaseModel):
             exclude["eval"] = {"user_sample": True, "sample_seed": True}
         if self.n_negatives == 100:  # likewise the default protocol, s100
             exclude["n_negatives"] = True
+        model = {f for f in ADDED_LATER
+                 if getattr(self.model, f) == SRSConfig.model_fields[f].default}
         if self.model.loss not in SAMPLED_LOSSES:  # and the sampled losses' settings
-            exclude["model"] = {"negatives": True, "sampler": True, "gbce_t": True}
+            model |= {"negatives", "sampler", "gbce_t"}
+        if model:
+            exclude["model"] = model
         payload = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
 

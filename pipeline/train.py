@@ -246,8 +246,9 @@ def _run_epoch(model: SequentialRecommender, opt: Optimizer, seqs: list[np.ndarr
     rows: list[np.ndarray] = seqs
     last_only = torch.zeros(0, dtype=torch.bool)
     if model.objective == "cloze":
-        # Each user twice: randomly masked, and with only its last item masked (as at inference).
-        rows = seqs + seqs
+        # Each user twice: randomly masked, and with only its last item masked (as at
+        # inference), that copy cut at a random point of the history with cloze_prefixes.
+        rows = seqs + (_random_prefixes(seqs, gen) if cfg.model.cloze_prefixes else seqs)
         users = np.concatenate([users, users])
         last_only = torch.arange(len(rows)) >= len(seqs)
     order = _length_bucketed(rows, cfg.batch_size, gen)
@@ -300,6 +301,13 @@ def _team_step(team: Team, model: SequentialRecommender, opt: Optimizer, batch: 
                             f"{float(loss):g}; lower the learning rate (lr={cfg.lr:g})")
     opt.step()
     return float(loss)
+
+
+def _random_prefixes(seqs: list[np.ndarray], gen: torch.Generator) -> list[np.ndarray]:
+    """Each sequence cut to a uniform length in 2..len (whole when shorter than 2)."""
+    lengths = torch.tensor([len(s) for s in seqs])
+    keep = 2 + (torch.rand(len(seqs), generator=gen) * (lengths - 1).clamp_min(0)).long()
+    return [s[:k] for s, k in zip(seqs, keep.tolist(), strict=True)]
 
 
 def _length_bucketed(rows: list[np.ndarray], batch_size: int, gen: torch.Generator,

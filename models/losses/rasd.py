@@ -13,6 +13,11 @@ Two teachers (`llmesr.teacher`):
   in eval mode, into a [U, D] cache refreshed every `refresh_every` epochs
   (`new_epoch`); a step then only gathers and averages cache rows. One batched pass over the
   users per refresh instead of B·n training forwards per step.
+- `running`: the same cache, filled once (eval mode) at the start, then each step writes its
+  own rows' student representations (training mode, as the exact teacher's) into it. An
+  epoch visits every user, so every row is at most one epoch old, as with `cached`, at no
+  extra forward pass. A resumed run refills the cache once, so it is not bit-identical to an
+  uninterrupted one (the other teachers resume exactly).
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ class RASDLoss:
     """
 
     def __init__(self, train: list[np.ndarray], neighbours: np.ndarray, n: int, weight: float,
-                 max_len: int, chunk: int = 128, teacher: str = "exact",
+                 max_len: int, chunk: int = 32, teacher: str = "exact",
                  refresh_every: int = 1) -> None:
         if neighbours.shape[0] != len(train):
             raise ValueError(f"neighbour table has {neighbours.shape[0]} rows for {len(train)} users")
@@ -58,7 +63,7 @@ class RASDLoss:
         resumed run starts without a cache, so it refreshes at its first step (exactly when
         an uninterrupted run does, for refresh_every=1)."""
         self.epochs += 1
-        if self.epochs % self.refresh_every == 0:
+        if self.teacher == "cached" and self.epochs % self.refresh_every == 0:
             self.cache = None
 
     def sequences(self, users: torch.Tensor) -> torch.Tensor:
@@ -77,7 +82,7 @@ class RASDLoss:
         """
         device = next(model.parameters()).device
         nb = self.neighbours[users.cpu() - 1]  # [B, n]
-        if self.teacher == "cached":
+        if self.teacher in ("cached", "running"):
             if self.cache is None:
                 self.cache = self._encode_all(model)
             return self.cache[nb.flatten().to(device) - 1].view(len(users), self.n, -1).mean(1)
@@ -117,4 +122,7 @@ class RASDLoss:
         if student is None or len(student) != len(users):
             device = next(model.parameters()).device
             student = model(self.sequences(users).to(device))
-        return self.weight * F.mse_loss(student.float(), self.targets(model, users))
+        target = self.targets(model, users)  # [B, D], before this step's rows are written
+        if self.teacher == "running":
+            self.cache[users.to(self.cache.device) - 1] = student.detach().float()
+        return self.weight * F.mse_loss(student.float(), target)

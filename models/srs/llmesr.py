@@ -68,8 +68,10 @@ class LLMESRConfig(BaseModel):
     retrieve_k: int = Field(100, ge=1)
     # The distillation target's teacher (models/losses/rasd.py): "exact" encodes the
     # neighbours at every step in training mode (the paper); "cached" reads them from a
-    # cache of every user's eval-mode representation refreshed every `refresh_every` epochs.
-    teacher: Literal["exact", "cached"] = "exact"
+    # cache of every user's eval-mode representation refreshed every `refresh_every` epochs;
+    # "running" keeps that cache fresh with each step's own (training-mode) student rows
+    # instead, at no extra forward pass.
+    teacher: Literal["exact", "cached", "running"] = "exact"
     refresh_every: int = Field(1, ge=1)
     # "auto": train with and without RASD (two ordinary runs, each cached) and keep the one
     # with the better validation NDCG@10 (pipeline/runs.py), so LLM-ESR is never worse on

@@ -95,3 +95,28 @@ def test_a_diverged_run_stops_with_its_epoch_never_a_metric(synthetic_split, tmp
         train_srs(synthetic_split, _cfg(lr=1e30), tmp_path / "run", progress=False)
     assert not (tmp_path / "run" / "best.pt").exists()
     assert not (tmp_path / "run" / "result.json").exists()
+
+
+def test_cloze_prefixes_cut_each_copy_to_a_seeded_length_of_at_least_two():
+    from pipeline.train import _random_prefixes
+
+    seqs = [np.arange(1, n + 1) for n in (1, 2, 3, 50, 200)]
+    cut = _random_prefixes(seqs, torch.Generator().manual_seed(0))
+    again = _random_prefixes(seqs, torch.Generator().manual_seed(0))
+    assert [len(c) for c in cut] == [len(c) for c in again]  # the trainer's generator decides
+    assert len(cut[0]) == 1 and len(cut[1]) == 2  # too short to cut: kept whole
+    assert all(2 <= len(c) <= len(s) and np.array_equal(c, s[:len(c)])
+               for c, s in zip(cut[1:], seqs[1:], strict=True))
+    lengths = [len(c) for c in _random_prefixes([np.arange(1, 101)] * 2000,
+                                                  torch.Generator().manual_seed(1))]
+    assert min(lengths) == 2 and max(lengths) == 100  # uniform over 2..len
+    assert abs(np.mean(lengths) - 51) < 2
+
+
+def test_fields_added_later_leave_older_hashes_alone_at_their_defaults():
+    base = load_train_config("bert4rec", {"model.cloze_prefixes": False, "model.mask_seen": False,
+                                          "model.mask_prob": 0.3})
+    assert base.config_hash() == "84b8aca5d1"  # the pre-renovation BERT4Rec preset's hash
+    on = load_train_config("bert4rec", {"model.cloze_prefixes": True})
+    assert on.config_hash() != load_train_config(
+        "bert4rec", {"model.cloze_prefixes": False}).config_hash()

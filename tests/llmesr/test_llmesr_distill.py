@@ -134,6 +134,27 @@ def test_cached_teacher_reads_eval_mode_neighbours_and_refreshes_per_epoch(
     assert not torch.allclose(rasd.targets(model, users), target)
 
 
+def test_running_teacher_writes_each_steps_students_into_the_cache(
+        paired_store, synthetic_dataset, synthetic_split, item_vectors):
+    store, ref, _ = paired_store
+    nb = retrieve_neighbours(store, ref, synthetic_dataset, k=10)
+    model = _model(item_vectors).eval()  # eval: the student equals a fresh encoding
+    rasd = RASDLoss(synthetic_split.train, nb, n=3, weight=0.1, max_len=20, teacher="running")
+    users = torch.tensor([5, 17, 150])
+    first = rasd.targets(model, users)  # fills the cache once
+    assert torch.allclose(first, RASDLoss(synthetic_split.train, nb, n=3, weight=0.1,
+                                          max_len=20).targets(model, users), atol=1e-5)
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).add_(0.5)
+    before = rasd.cache.clone()
+    rasd(model, {"user": users})  # the step's own rows, and only they, are rewritten
+    changed = (rasd.cache != before).any(1).nonzero().flatten() + 1
+    assert changed.tolist() == [5, 17, 150]
+    assert torch.allclose(rasd.cache[users - 1], model(rasd.sequences(users)), atol=1e-5)
+    rasd.new_epoch(1, 0.0)
+    assert rasd.cache is not None  # never dropped: the training passes keep it fresh
+
+
 def test_distillation_gradient_reaches_only_the_student(paired_store, synthetic_dataset,
                                                         synthetic_split, item_vectors):
     store, ref, _ = paired_store
@@ -167,10 +188,12 @@ def test_training_batches_name_the_users_whose_rows_they_hold(synthetic_split, t
         if model.objective == "next":  # input = train[:-1], target = train[1:]
             assert torch.equal(batch["target"], seqs[:, 1:] * (batch["target"] > 0))
             assert torch.equal(batch["input"], seqs[:, :-1] * (batch["input"] > 0))
-        else:  # cloze: every masked position's target is the user's item there
-            full = pad_left([train[u - 1] for u in users], batch["target"].shape[1])
-            hit = batch["target"] > 0
-            assert torch.equal(batch["target"][hit], full[hit])
+        else:  # cloze: the row, masked targets put back, is a window of the user's items
+            hit = batch["target"] > 0  # (the whole history, or a prefix: cloze_prefixes)
+            rows = torch.where(hit, batch["target"], batch["input"])
+            for row, u in zip(rows, users, strict=True):
+                r, s = row[row > 0].numpy(), train[u - 1]
+                assert any(np.array_equal(s[k - len(r):k], r) for k in range(len(r), len(s) + 1))
         checked.extend(users)
         return torch.zeros(())
 
