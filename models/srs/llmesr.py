@@ -233,8 +233,9 @@ class LLMESR(SequentialRecommender):
         if len(views) == 2 and len(self.encoders) == 1:
             # One shared encoder: both views go through it as one [2B, T, d] batch (the same
             # arithmetic per row as two calls, in half the operator dispatches).
-            both = self.encoders[0].encode_vectors(torch.cat(views), torch.cat([seq, seq]))
-            return torch.cat(both.chunk(2), dim=-1)  # [B, T, 2d]
+            b = seq.shape[0]
+            both = self.encoders[0].encode_vectors(torch.cat(views), seq.repeat(2, 1))  # [2B, T, d]
+            return torch.cat([both[:b], both[b:]], dim=-1)  # [B, T, 2d]
         hidden = [self.encoders[min(i, len(self.encoders) - 1)].encode_vectors(x, seq)
                   for i, x in enumerate(views)]
         return torch.cat(hidden, dim=-1)
