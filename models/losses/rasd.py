@@ -6,7 +6,7 @@ averages their user representations [B, n, D] -> [B, D] *without gradient*, and 
 `weight · MSE(u [B, D], mean_v u_v [B, D])`. Neighbour ids come from
 pipeline/methods/llmesr/distill.py (FAISS over a `users/*` store kind).
 
-Two teachers (`llmesr.teacher`):
+Three teachers (`llmesr.teacher`):
 - `exact`: the neighbours are encoded at every step, in training mode (the paper's form;
   ~n extra forward passes per step).
 - `cached`: the target is detached anyway, so every user's representation is encoded once,

@@ -24,7 +24,7 @@ class BERT4Rec(TransformerRecommender):
         target stays in the softmax (softmax_ce, _negative_logits)."""
         target, inp = batch["target"], batch["input"]
         items = torch.where(target > 0, target, inp)  # [B, T] the unmasked row
-        items = items.masked_fill(items > self.n_items, 0)  # no [MASK] id (target-less, kept)
+        items = items.masked_fill(items > self.n_items, 0)  # a [MASK] id is never an item
         b, t = items.shape
         if among is not None:
             row = (items[..., None] == among[None, None, :]).any(1)  # [B, K]
