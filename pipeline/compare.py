@@ -83,6 +83,11 @@ class ComparePreset(BaseModel):
                                  **entry.llmesr_overrides},
             "backbones": entry.backbones or self.backbones})
 
+    def cell_overrides(self, overrides: dict[str, Any] | None, llmesr: bool = False) -> dict[str, Any]:
+        """What a cell trains under: the budget, LLM-ESR's section for LLM-ESR cells, then
+        the caller's overrides."""
+        return {**self.overrides, **(self.llmesr_overrides if llmesr else {}), **(overrides or {})}
+
 
 def load_preset(path: Path | None = None) -> ComparePreset:
     path = path or PRESET
@@ -225,8 +230,8 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
     kind, with a note). LLM-ESR runs on the first item kind (every kind with the preset's
     `llmesr_all_kinds`); its ablations on the first kind and `ablation_backbones` (or the
     first backbone when none of those is in the grid)."""
-    common = {**preset.overrides, **(overrides or {})}
-    llmesr_common = {**preset.overrides, **preset.llmesr_overrides, **(overrides or {})}
+    common = preset.cell_overrides(overrides)
+    llmesr_common = preset.cell_overrides(overrides, llmesr=True)
     abl_backbones = [b for b in backbones if b in preset.ablation_backbones] or backbones[:1]
     cells: list[Cell] = []
     notes: list[str] = []
@@ -359,10 +364,9 @@ def check_dataset(spec: str, *, backbones: list[str] | None,
         wanted = None if kinds == "all" else kinds
         kind_list = select_kinds(available, wanted, patterns, dataset=spec)
     for b in chosen:  # bad overrides fail here, not an hour in
-        load_train_config(b, {**budget.overrides, **overrides})
+        load_train_config(b, budget.cell_overrides(overrides))
         if any(m.startswith("llmesr") for m in methods):
-            load_train_config(b, {**budget.overrides, **budget.llmesr_overrides, **overrides},
-                              method="llmesr")
+            load_train_config(b, budget.cell_overrides(overrides, llmesr=True), method="llmesr")
     return DatasetCheck(spec=spec, name=name, backbones=chosen, kinds=kind_list)
 
 

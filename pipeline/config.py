@@ -10,7 +10,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from models.srs import BACKBONES, SRSConfig
-from models.srs.base import ADDED_LATER, SAMPLED_LOSSES
+from models.srs.base import SAMPLED_LOSSES
 from models.srs.llmesr import LLMESRConfig
 from pipeline.errors import InputError
 from pipeline.evaluate import EvalConfig
@@ -68,21 +68,29 @@ class TrainConfig(BaseModel):
         exclude: dict = {"seed": True, "threads": True, "nproc": True, "device": True, "bf16": True}
         if self.llmesr == LLMESRConfig():  # default: hashes of runs that predate it unchanged
             exclude["llmesr"] = True
-        else:  # and fields added later, at their defaults, leave older hashes alone
-            exclude["llmesr"] = {f for f in ("teacher", "refresh_every", "id_from", "rasd")
-                                 if getattr(self.llmesr, f) == LLMESRConfig.model_fields[f].default}
+        else:
+            exclude["llmesr"] = _at_default(self.llmesr, ADDED_LATER["llmesr"])
         if self.eval.user_sample is None:  # every user: the protocol runs always had
             exclude["eval"] = {"user_sample": True, "sample_seed": True}
         if self.n_negatives == 100:  # likewise the default protocol, s100
             exclude["n_negatives"] = True
-        model = {f for f in ADDED_LATER
-                 if getattr(self.model, f) == SRSConfig.model_fields[f].default}
+        model = _at_default(self.model, ADDED_LATER["model"])
         if self.model.loss not in SAMPLED_LOSSES:  # and the sampled losses' settings
             model |= {"negatives", "sampler", "gbce_t"}
         if model:
             exclude["model"] = model
         payload = self.model_dump(mode="json", exclude=exclude)
         return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:10]
+
+
+# Fields added after runs were cached, per section: left out of the config hash while at
+# their defaults, so the runs that predate them keep their hashes (and their cached results).
+ADDED_LATER = {"model": ("cloze_prefixes",),
+               "llmesr": ("teacher", "refresh_every", "id_from", "rasd")}
+
+
+def _at_default(section: BaseModel, fields: tuple[str, ...]) -> set[str]:
+    return {f for f in fields if getattr(section, f) == type(section).model_fields[f].default}
 
 
 METHOD_SECTION = "llmesr_overrides"  # a preset's settings for `--method llmesr` only
