@@ -7,9 +7,9 @@
 Prints seconds per epoch and training sequences/s per backbone, then the wall time of a
 full SASRec run to early stopping (configs/srs/sasrec.yaml) with its test metrics. With
 `--llmesr STORE` (a store holding --items-kind and --users-kind for the dataset), also
-LLM-ESR on SASRec with the exact, cached and running RASD teachers and without distillation, each
-as a ratio to the ID-only SASRec epoch measured in the same run. The last line is a JSON
-list of the figures.
+LLM-ESR on SASRec with each RASD teacher (exact, cached, running, validation; --teachers) and
+without distillation, each as a ratio to the ID-only SASRec epoch measured in the same run.
+The last line is a JSON list of the figures.
 """
 
 from __future__ import annotations
@@ -45,6 +45,8 @@ def main() -> None:
     ap.add_argument("--llmesr", metavar="STORE", help="also time LLM-ESR-SASRec from this store")
     ap.add_argument("--items-kind", default="items/semantic-smollm2")
     ap.add_argument("--users-kind", default="users/semantic-smollm2")
+    ap.add_argument("--teachers", default="exact,cached,running,validation,no-distill",
+                    help="LLM-ESR variants to time (comma list)")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     ds = prepare_dataset(resolve_dataset(args.dataset), Path("data"))
@@ -81,9 +83,17 @@ def main() -> None:
     print(json.dumps(figures))
 
 
+# LLM-ESR variants timed by --llmesr: RASD's teachers (models/losses/rasd.py) and none.
+LLMESR_VARIANTS = {"exact": {"llmesr.teacher": "exact"},
+                   "cached": {"llmesr.teacher": "cached"},
+                   "running": {"llmesr.teacher": "running"},
+                   "validation": {"llmesr.teacher": "validation"},
+                   "no-distill": {"llmesr.distill_weight": 0.0}}
+
+
 def _llmesr_ratios(ds, split, args, tmp: Path, figures: list[dict]) -> list[dict]:
-    """LLM-ESR-SASRec epochs (exact teacher, cached teacher, no distillation) against the
-    ID-only SASRec epoch of this run (the same preset, epochs and threads)."""
+    """LLM-ESR-SASRec epochs (--teachers, each a LLMESR_VARIANTS entry) against the ID-only
+    SASRec epoch of this run (the same preset, epochs and threads)."""
     from embeddings_store import EmbeddingStore
     from pipeline.methods.llmesr.train import train_llmesr
 
@@ -91,10 +101,11 @@ def _llmesr_ratios(ds, split, args, tmp: Path, figures: list[dict]) -> list[dict
     if base is None:
         raise SystemExit("error: --llmesr needs sasrec among --backbones (the ratio's base)")
     out = []
-    for name, over in (("exact", {"llmesr.teacher": "exact"}),
-                       ("cached", {"llmesr.teacher": "cached"}),
-                       ("running", {"llmesr.teacher": "running"}),
-                       ("no-distill", {"llmesr.distill_weight": 0.0})):
+    for name in args.teachers.split(","):
+        if name not in LLMESR_VARIANTS:
+            raise SystemExit(f"error: --teachers: unknown {name!r}; choose from {', '.join(LLMESR_VARIANTS)}")
+    for name in args.teachers.split(","):
+        over = LLMESR_VARIANTS[name]
         cfg = load_train_config("sasrec", {"epochs": args.epochs, "patience": 10**6, **over},
                                 method="llmesr")
         r = train_llmesr(ds, split, cfg, EmbeddingStore(args.llmesr), args.items_kind,

@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, model_validator
 
 from models.srs import BACKBONES, SRSConfig
 from models.srs.base import SAMPLED_LOSSES
@@ -62,6 +62,13 @@ class TrainConfig(BaseModel):
     n_negatives: int = Field(100, ge=1)
     # LLM-ESR's switches (`--method llmesr`); ignored by the other methods.
     llmesr: LLMESRConfig = LLMESRConfig()
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if self.llmesr.teacher == "validation" and self.eval.user_sample is not None:
+            raise ValueError("llmesr.teacher=validation needs every user validated; it cannot "
+                             "run with eval.user_sample (use llmesr.teacher=cached)")
+        return self
 
     def config_hash(self) -> str:
         """Hash of everything but the seed: runs that differ only by seed share it."""

@@ -63,17 +63,25 @@ def resolve_device(name: str) -> torch.device:
     return torch.device(name)
 
 
-def model_scorer(model: SequentialRecommender, bf16: bool = False) -> Scorer:
+UserTap = Callable[[np.ndarray, torch.Tensor], None]  # (user ids [B] 1-based, vectors [B, D])
+
+
+def model_scorer(model: SequentialRecommender, bf16: bool = False,
+                 tap: UserTap | None = None) -> Scorer:
     """Scores with inputs padded to the model's fixed window (batch-size independent).
 
     With bf16 the encoder runs under autocast; the user vector is cast back and scored in
-    fp32, so scores keep fp32 resolution (bf16 scores would tie far more often).
+    fp32, so scores keep fp32 resolution (bf16 scores would tie far more often). `tap`, if
+    given, sees every batch's user vectors as they are computed.
     """
     def users(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
         device = next(model.parameters()).device
         seq = pad_left(inputs, model.cfg.max_len).to(device)
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
-            return model(seq).float()  # [B, D]
+            vectors = model(seq).float()  # [B, D]
+        if tap is not None:
+            tap(users, vectors)
+        return vectors
 
     def score(users_: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
         return model.score_all(users(users_, inputs)).float().cpu()  # outside autocast: fp32
@@ -97,7 +105,8 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
               on_epoch_end: Callable[[int, float], None] | None = None,
               item_emb: ItemEmbedding | None = None, progress: bool = True,
               aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None = None,
-              model_fn: Callable[[], SequentialRecommender] | None = None) -> RunResult:
+              model_fn: Callable[[], SequentialRecommender] | None = None,
+              valid_tap: UserTap | None = None) -> RunResult:
     """Train cfg.backbone on split.train, select on validation, evaluate on test.
 
     run_dir receives config.json, last.pt (every epoch), best.pt and result.json. With
@@ -105,7 +114,9 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     uninterrupted run would. `item_emb` replaces the ID table (frozen LLM tables, adapters);
     `aux_loss(model, batch)` is added to every step's loss (e.g. LLMEmb's alignment term);
     batch["user"] [B] holds each row's 1-based user id. `model_fn` builds the whole model
-    instead of build_model (LLM-ESR's dual view); it is called after seeding. With
+    instead of build_model (LLM-ESR's dual view); it is called after seeding. `valid_tap`
+    sees the user vectors [B, D] of every validation batch during training (eval mode, each
+    user's whole training history; LLM-ESR's `validation` teacher keeps them). With
     cfg.nproc > 1 the loop runs in that many processes (`_train_ranks`).
     """
     if cfg.threads:
@@ -117,13 +128,15 @@ def train_srs(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool = Fals
     if cfg.nproc > 1:
         return _train_ranks(split, cfg, run_dir, resume, on_epoch_end, item_emb, progress,
                             aux_loss, model_fn)
-    return _train(split, cfg, run_dir, resume, on_epoch_end, item_emb, progress, aux_loss, model_fn)
+    return _train(split, cfg, run_dir, resume, on_epoch_end, item_emb, progress, aux_loss, model_fn,
+                  valid_tap=valid_tap)
 
 
 def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
            on_epoch_end: Callable[[int, float], None] | None, item_emb: ItemEmbedding | None,
            progress: bool, aux_loss: Callable[[SequentialRecommender, dict], torch.Tensor] | None,
-           model_fn: Callable[[], SequentialRecommender] | None, team: Team | None = None) -> RunResult:
+           model_fn: Callable[[], SequentialRecommender] | None, team: Team | None = None,
+           valid_tap: UserTap | None = None) -> RunResult:
     """The loop of `train_srs`: in this process, or as one rank of `team`, where every rank
     runs it in lockstep and rank 0 alone writes files (pipeline/distributed.py)."""
     gen = checkpoint.seed_everything(cfg.seed) if team is None else team.seed(cfg.seed)
@@ -155,6 +168,7 @@ def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
     trainable = [split.train[u] for u in keep]
     users = np.asarray(keep, dtype=np.int64) + 1  # row i of `trainable` is user users[i]
     scorer = model_scorer(model, bool(cfg.bf16))
+    valid_scorer = scorer if valid_tap is None else model_scorer(model, bool(cfg.bf16), valid_tap)
     negatives = None
     if cfg.model.loss in SAMPLED_LOSSES:
         negatives = SharedNegatives(split.n_items, cfg.model.negatives, cfg.model.sampler,
@@ -168,7 +182,7 @@ def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
         if state["epoch"] % cfg.eval_every == 0 or state["epoch"] == cfg.epochs:
             model.eval()
             try:
-                score = pick(evaluate_(scorer, split, "valid", cfg.eval), *SELECT)
+                score = pick(evaluate_(valid_scorer, split, "valid", cfg.eval), *SELECT)
             except DivergedError as err:
                 raise DivergedError(f"training diverged at epoch {state['epoch']}: {err}; "
                                     f"lower the learning rate (lr={cfg.lr:g})") from None

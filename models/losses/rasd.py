@@ -18,6 +18,12 @@ Three teachers (`llmesr.teacher`):
   epoch visits every user, so every row is at most one epoch old, as with `cached`, at no
   extra forward pass. A resumed run refills the cache once, so it is not bit-identical to an
   uninterrupted one (the other teachers resume exactly).
+- `validation`: the same cache, whose rows are the user vectors the trainer's validation pass
+  computes anyway (eval mode; `observe`, passed to train_srs as `valid_tap`), so the
+  teacher costs no forward pass after the first fill. Its input is each user's whole
+  training history (validation's), one item more than the other teachers'; the cache is as
+  fresh as the last validation, i.e. refreshed every `eval_every` epochs. A resumed run
+  refills it once from the restored weights, i.e. with what the last validation computed.
 """
 
 from __future__ import annotations
@@ -51,7 +57,10 @@ class RASDLoss:
             raise ValueError(f"{n} neighbours asked for, {neighbours.shape[1]} retrieved")
         if neighbours.min() < 1 or neighbours.max() > len(train):
             raise ValueError("neighbour ids must be user ids 1..U")
-        self.inputs = [s[:-1] if len(s) >= 2 else s for s in train]
+        # validation: the inputs validation encodes (whole histories), so the first fill
+        # and a resumed run's refill match the rows validation writes
+        whole = teacher == "validation"
+        self.inputs = [s if whole or len(s) < 2 else s[:-1] for s in train]
         self.neighbours = torch.as_tensor(neighbours[:, :n], dtype=torch.int64)  # [U, n]
         self.n, self.weight, self.max_len, self.chunk = n, weight, max_len, chunk
         self.teacher, self.refresh_every = teacher, refresh_every
@@ -70,6 +79,8 @@ class RASDLoss:
         """users [M] 1-based ids -> their inputs [M, T] left-padded (T ≤ max_len)."""
         seqs = [self.inputs[u - 1] for u in users.tolist()]
         length = max(1, min(self.max_len, max(len(s) for s in seqs)))
+        if self.teacher == "validation":  # padded as validation pads, so a refill matches it
+            length = self.max_len
         return pad_left(seqs, length)
 
     def targets(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
@@ -82,13 +93,24 @@ class RASDLoss:
         """
         device = next(model.parameters()).device
         nb = self.neighbours[users.cpu() - 1]  # [B, n]
-        if self.teacher in ("cached", "running"):
+        if self.teacher != "exact":
             if self.cache is None:
                 self.cache = self._encode_all(model)
             return self.cache[nb.flatten().to(device) - 1].view(len(users), self.n, -1).mean(1)
         uniq, inverse = torch.unique(nb.flatten(), return_inverse=True)  # [M], [B·n]
         reps = self._encode(model, uniq)  # [M, D]
         return reps[inverse.to(device)].view(len(users), self.n, -1).mean(1)
+
+    def observe(self, users: np.ndarray, vectors: torch.Tensor) -> None:
+        """The `validation` teacher's refresh: users [B] 1-based ids, vectors [B, D] their
+        eval-mode representations from the trainer's validation pass (train_srs's
+        `valid_tap`). Rows of users not in the pass keep their value."""
+        if self.teacher != "validation":
+            return
+        if self.cache is None:
+            with torch.inference_mode(False):  # validation runs in inference mode
+                self.cache = torch.zeros(len(self.inputs), vectors.shape[1], device=vectors.device)
+        self.cache[torch.as_tensor(users, device=self.cache.device) - 1] = vectors.detach().float()
 
     def _encode(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
         """users [M] 1-based ids -> [M, D] representations, without gradient, in

@@ -70,8 +70,9 @@ class LLMESRConfig(BaseModel):
     # neighbours at every step in training mode (the paper); "cached" reads them from a
     # cache of every user's eval-mode representation refreshed every `refresh_every` epochs;
     # "running" keeps that cache fresh with each step's own (training-mode) student rows
-    # instead, at no extra forward pass.
-    teacher: Literal["exact", "cached", "running"] = "exact"
+    # instead, at no extra forward pass; "validation" fills it from the trainer's validation
+    # pass, which encodes every user anyway (every `eval_every` epochs).
+    teacher: Literal["exact", "cached", "running", "validation"] = "exact"
     refresh_every: int = Field(1, ge=1)
     # "auto": train with and without RASD (two ordinary runs, each cached) and keep the one
     # with the better validation NDCG@10 (pipeline/runs.py), so LLM-ESR is never worse on

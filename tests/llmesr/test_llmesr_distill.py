@@ -15,7 +15,8 @@ from pipeline.config import load_train_config
 from pipeline.errors import InputError
 from pipeline.methods.llmesr.distill import neighbours_for_run, retrieve_neighbours
 from pipeline.methods.llmesr.train import build_llmesr
-from pipeline.train import train_srs
+from pipeline.evaluate import EvalConfig, evaluate
+from pipeline.train import model_scorer, train_srs
 
 
 def _pairs(n_users: int, seed: int = 0) -> np.ndarray:
@@ -153,6 +154,33 @@ def test_running_teacher_writes_each_steps_students_into_the_cache(
     assert torch.allclose(rasd.cache[users - 1], model(rasd.sequences(users)), atol=1e-5)
     rasd.new_epoch(1, 0.0)
     assert rasd.cache is not None  # never dropped: the training passes keep it fresh
+
+
+def test_validation_teacher_reads_the_vectors_validation_computed(
+        paired_store, synthetic_dataset, synthetic_split, item_vectors):
+    store, ref, _ = paired_store
+    nb = retrieve_neighbours(store, ref, synthetic_dataset, k=10)
+    model = _model(item_vectors).train()
+    rasd = RASDLoss(synthetic_split.train, nb, n=3, weight=0.1, max_len=20, teacher="validation")
+    users = torch.tensor([5, 17, 150])
+
+    def by_hand() -> torch.Tensor:  # eval mode, each neighbour's whole training history
+        with torch.no_grad():
+            return torch.stack([model.eval()(pad_left(
+                [synthetic_split.train[v - 1] for v in nb[u - 1, :3]], 20)).mean(0) for u in users])
+
+    first = rasd.targets(model, users)  # the one fill before any validation
+    assert model.training and torch.allclose(first, by_hand(), atol=1e-5)
+    with torch.no_grad():
+        next(p for p in model.parameters() if p.requires_grad).add_(0.5)
+    model.train()
+    rasd.new_epoch(1, 0.0)
+    assert torch.equal(rasd.targets(model, users), first)  # no pass of its own
+    evaluate(model_scorer(model.eval(), tap=rasd.observe), synthetic_split, "valid", EvalConfig())
+    assert torch.allclose(rasd.targets(model, users), by_hand(), atol=1e-5)
+    assert not torch.allclose(by_hand(), first, atol=1e-3)
+    with pytest.raises(ValueError, match="user_sample"):
+        load_train_config("sasrec", {"llmesr.teacher": "validation", "eval.user_sample": 10})
 
 
 def test_distillation_gradient_reaches_only_the_student(paired_store, synthetic_dataset,

@@ -44,10 +44,11 @@ class Interrupt(Exception):
     pass
 
 
+@pytest.mark.parametrize("teacher", ["exact", "validation"])
 def test_resumed_run_matches_uninterrupted(llmesr_store, synthetic_dataset, synthetic_split,
-                                           tmp_path):
+                                           tmp_path, teacher):
     store, items, users = llmesr_store
-    cfg = load_train_config("sasrec", {**TINY, "epochs": 2})
+    cfg = load_train_config("sasrec", {**TINY, "epochs": 2, "llmesr.teacher": teacher})
     args = (synthetic_dataset, synthetic_split, cfg, store, items, users)
     full = train_llmesr(*args, tmp_path / "a", progress=False)
 
