@@ -52,6 +52,7 @@ class DatasetBudget(BaseModel):
     # take their place ({} then means the backbones' full configs/srs/<backbone>.yaml).
     replace_overrides: bool = False
     overrides: dict[str, Any] = {}
+    init_overrides: dict[str, Any] = {}
     llmesr_overrides: dict[str, Any] = {}
     backbones: list[str] | None = Field(None, min_length=1)  # None: the global `backbones`
 
@@ -61,7 +62,8 @@ class ComparePreset(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     overrides: dict[str, Any] = {}
-    llmesr_overrides: dict[str, Any] = {}
+    init_overrides: dict[str, Any] = {}  # the llm-init cells' own settings, after `overrides`
+    llmesr_overrides: dict[str, Any] = {}  # LLM-ESR's (and its ablations'), after `overrides`
     concurrency: int = Field(2, ge=1)
     kinds: list[str] = ["items/semantic-*", "items/llmemb-rat"]
     ablation_backbones: list[str] = ["sasrec"]
@@ -78,15 +80,16 @@ class ComparePreset(BaseModel):
             return self
         keep = not entry.replace_overrides
         return self.model_copy(update={
-            "overrides": {**(self.overrides if keep else {}), **entry.overrides},
-            "llmesr_overrides": {**(self.llmesr_overrides if keep else {}),
-                                 **entry.llmesr_overrides},
+            **{section: {**(getattr(self, section) if keep else {}), **getattr(entry, section)}
+               for section in ("overrides", "init_overrides", "llmesr_overrides")},
             "backbones": entry.backbones or self.backbones})
 
-    def cell_overrides(self, overrides: dict[str, Any] | None, llmesr: bool = False) -> dict[str, Any]:
-        """What a cell trains under: the budget, LLM-ESR's section for LLM-ESR cells, then
-        the caller's overrides."""
-        return {**self.overrides, **(self.llmesr_overrides if llmesr else {}), **(overrides or {})}
+    def cell_overrides(self, overrides: dict[str, Any] | None,
+                       method: Literal["id", "llm-init", "llmesr"] = "id") -> dict[str, Any]:
+        """What a cell trains under: the budget, the method's own section (`init_overrides`
+        for llm-init cells, `llmesr_overrides` for LLM-ESR's), then the caller's overrides."""
+        section = {"id": {}, "llm-init": self.init_overrides, "llmesr": self.llmesr_overrides}[method]
+        return {**self.overrides, **section, **(overrides or {})}
 
 
 def load_preset(path: Path | None = None) -> ComparePreset:
@@ -231,7 +234,8 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
     `llmesr_all_kinds`); its ablations on the first kind and `ablation_backbones` (or the
     first backbone when none of those is in the grid)."""
     common = preset.cell_overrides(overrides)
-    llmesr_common = preset.cell_overrides(overrides, llmesr=True)
+    init_common = preset.cell_overrides(overrides, "llm-init")
+    llmesr_common = preset.cell_overrides(overrides, "llmesr")
     abl_backbones = [b for b in backbones if b in preset.ablation_backbones] or backbones[:1]
     cells: list[Cell] = []
     notes: list[str] = []
@@ -242,7 +246,7 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
             for i, ref in enumerate(items):
                 if "llm-init" in methods:
                     cells.append(Cell(method="llm-init", backbone=backbone, seed=seed,
-                                      embedding=ref, overrides=common))
+                                      embedding=ref, overrides=init_common))
                 names = ["llmesr"] if "llmesr" in methods and (
                     i == 0 or preset.llmesr_all_kinds) else []
                 if i == 0 and backbone in abl_backbones:
@@ -365,8 +369,10 @@ def check_dataset(spec: str, *, backbones: list[str] | None,
         kind_list = select_kinds(available, wanted, patterns, dataset=spec)
     for b in chosen:  # bad overrides fail here, not an hour in
         load_train_config(b, budget.cell_overrides(overrides))
+        if "llm-init" in methods:
+            load_train_config(b, budget.cell_overrides(overrides, "llm-init"))
         if any(m.startswith("llmesr") for m in methods):
-            load_train_config(b, budget.cell_overrides(overrides, llmesr=True), method="llmesr")
+            load_train_config(b, budget.cell_overrides(overrides, "llmesr"), method="llmesr")
     return DatasetCheck(spec=spec, name=name, backbones=chosen, kinds=kind_list)
 
 

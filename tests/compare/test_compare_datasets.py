@@ -54,16 +54,19 @@ def test_preset_for_dataset_merges_or_replaces(tmp_path):
 
     preset = ComparePreset(
         overrides={"epochs": 30, "threads": 1}, llmesr_overrides={"llmesr.n_neighbours": 5},
+        init_overrides={"lr": 0.002},
         datasets={"merged": {"overrides": {"epochs": 5}, "llmesr_overrides": {"llmesr.rasd": "on"}},
                   "full": {"replace_overrides": True, "overrides": {"threads": 1},
-                           "backbones": ["sasrec"]}})
+                           "init_overrides": {"lr": 0.001}, "backbones": ["sasrec"]}})
     assert preset.for_dataset("other") is preset  # no entry: the global budget itself
     merged = preset.for_dataset("merged")
     assert merged.overrides == {"epochs": 5, "threads": 1}
     assert merged.llmesr_overrides == {"llmesr.n_neighbours": 5, "llmesr.rasd": "on"}
     assert merged.backbones == ["sasrec", "gru4rec", "bert4rec"]
+    assert merged.init_overrides == {"lr": 0.002}
     full = preset.for_dataset("full")
     assert full.overrides == {"threads": 1} and full.llmesr_overrides == {}
+    assert full.init_overrides == {"lr": 0.001}
     assert full.backbones == ["sasrec"] and preset.overrides == {"epochs": 30, "threads": 1}
 
     bad = tmp_path / "compare.yaml"

@@ -56,6 +56,7 @@ def test_plan_cells_counts_and_overrides():
 
     preset = ComparePreset(overrides={"epochs": 3, "threads": 1},
                            llmesr_overrides={"llmesr.n_neighbours": 5},
+                           init_overrides={"lr": 0.001, "epochs": 9},
                            ablation_backbones=["sasrec"], llmesr_all_kinds=True)
     items = ["toy/items/semantic-a@v0001", "toy/items/llmemb-rat@v0001"]
     users = {items[0]: "toy/users/semantic-a@v0001", items[1]: "toy/users/semantic-a@v0001"}
@@ -75,6 +76,8 @@ def test_plan_cells_counts_and_overrides():
     assert len({(c.method, c.backbone, c.seed, c.embedding) for c in cells}) == len(cells)
     idc = next(c for c in cells if c.method == "id")
     assert idc.overrides == {"epochs": 2, "threads": 1} and idc.embedding is None
+    init = next(c for c in cells if c.method == "llm-init")  # its section, the caller's last
+    assert init.overrides == {"epochs": 2, "threads": 1, "lr": 0.001}
     nod = next(c for c in cells if c.method == "llmesr-nodistill")
     assert nod.train_method == "llmesr" and nod.user_embedding is None
     assert nod.overrides == {"epochs": 2, "threads": 1, "llmesr.n_neighbours": 5,
