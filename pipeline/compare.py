@@ -27,10 +27,12 @@ BASE_METHODS = ("id", "llm-init", "llmesr")
 # LLM-ESR ablations (METHODS.md §3.6) and variants: name -> overrides of the llmesr cell.
 # `stacked`: the semantic view on the grid's first kind, the ID view initialised from
 # LLMEmb's RAT table instead of that kind's PCA (skipped when the store has no such kind);
-# `llmesr-cached`: RASD's teacher read from a per-epoch cache (models/losses/rasd.py).
+# `llmesr-exact`, `llmesr-cached`: RASD's other teachers (models/losses/rasd.py; the preset's
+# LLM-ESR cells use `llmesr.teacher=validation`), the paper's per-step one and a per-epoch cache.
 DEFAULT_ABLATIONS: dict[str, dict[str, Any]] = {
     "llmesr-nodistill": {"llmesr.distill_weight": 0},
     "llmesr-nocross": {"llmesr.cross_attention": False},
+    "llmesr-exact": {"llmesr.teacher": "exact"},
     "llmesr-cached": {"llmesr.teacher": "cached"},
     "stacked": {"llmesr.id_from": "items/llmemb-rat"},
 }

@@ -77,6 +77,8 @@ class TrainConfig(BaseModel):
             exclude["llmesr"] = True
         else:
             exclude["llmesr"] = _at_default(self.llmesr, ADDED_LATER["llmesr"])
+            if self.llmesr.distill_weight == 0:  # no distillation: no teacher to tell apart
+                exclude["llmesr"] |= {"teacher", "refresh_every"}
         if self.eval.user_sample is None:  # every user: the protocol runs always had
             exclude["eval"] = {"user_sample": True, "sample_seed": True}
         if self.n_negatives == 100:  # likewise the default protocol, s100

@@ -14,7 +14,7 @@ from test_compare_cli import run_cli  # pytest puts tests/compare on sys.path (n
 # config hashes, hence their cached runs, depend on it).
 ML100K_OVERRIDES = {"model.max_len": 50, "epochs": 30, "patience": 5, "threads": 1}
 ML100K_LLMESR = {**ML100K_OVERRIDES, "llmesr.n_neighbours": 5, "llmesr.rasd": "auto",
-                 "lr_decay_patience": 0}
+                 "llmesr.teacher": "validation", "lr_decay_patience": 0}
 
 
 def config_rows(runs_dir: Path, dataset: str, backbone: str, method: str, emb: str | None,

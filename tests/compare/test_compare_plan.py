@@ -62,14 +62,14 @@ def test_plan_cells_counts_and_overrides():
     users = {items[0]: "toy/users/semantic-a@v0001", items[1]: "toy/users/semantic-a@v0001"}
     methods = methods_for(None, DEFAULT_ABLATIONS, llmesr=True)
     assert methods == ["id", "llm-init", "llmesr", "llmesr-nodistill", "llmesr-nocross",
-                       "llmesr-cached", "stacked"]
+                       "llmesr-exact", "llmesr-cached", "stacked"]
     backbones, seeds = ["sasrec", "gru4rec"], [0, 1, 2]
     cells, notes = plan_cells(backbones, seeds, items, users, methods, DEFAULT_ABLATIONS, preset,
                               overrides={"epochs": 2})
     count = {m: sum(c.method == m for c in cells) for m in methods}
     # id: B×S; llm-init and llmesr: K×B×S; ablations: first kind × sasrec × S
     assert count == {"id": 6, "llm-init": 12, "llmesr": 12, "llmesr-nodistill": 3,
-                     "llmesr-nocross": 3, "llmesr-cached": 3, "stacked": 3}
+                     "llmesr-nocross": 3, "llmesr-exact": 3, "llmesr-cached": 3, "stacked": 3}
     stacked = next(c for c in cells if c.method == "stacked")
     assert stacked.embedding == items[0] and stacked.overrides["llmesr.id_from"] == "items/llmemb-rat"
     assert notes == []
@@ -98,7 +98,7 @@ def test_plan_cells_counts_and_overrides():
     cells, notes = plan_cells(["gru4rec"], [0], items[:1], {items[0]: None}, methods,
                               DEFAULT_ABLATIONS, preset)
     assert sorted(c.method for c in cells) == ["id", "llm-init", "llmesr-nodistill"]
-    assert len(notes) == 4 and "no users/* kind" in notes[0]
+    assert len(notes) == 5 and "no users/* kind" in notes[0]
     assert any("stacked: skipped, items/llmemb-rat" in n for n in notes)
 
 

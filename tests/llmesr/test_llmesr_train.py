@@ -79,6 +79,12 @@ def test_variant_names_and_hashes():
     # A default llmesr block stays out of the hash: ID-only runs keep their old hashes.
     assert "llmesr" not in base.model_dump_json(exclude={"llmesr"})
     assert base.config_hash() == load_train_config("sasrec", {"llmesr.n_neighbours": 10}).config_hash()
+    # Without distillation the teacher is moot: every teacher's no-RASD run is one run.
+    nod = {"llmesr.distill_weight": 0}
+    assert len({load_train_config("sasrec", {**nod, "llmesr.teacher": t}).config_hash()
+                for t in ("exact", "cached", "validation")}) == 1
+    assert load_train_config("sasrec", {"llmesr.teacher": "cached"}).config_hash() != \
+        load_train_config("sasrec", {"llmesr.teacher": "validation"}).config_hash()
     with pytest.raises(Exception, match="n_neighbours"):
         LLMESRConfig(n_neighbours=20, retrieve_k=10)
 
