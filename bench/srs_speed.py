@@ -15,8 +15,10 @@ The last line is a JSON list of the figures.
 from __future__ import annotations
 
 import argparse
+import itertools
 import json
 import os
+import statistics
 import sys
 import tempfile
 import time
@@ -93,29 +95,45 @@ LLMESR_VARIANTS = {"exact": {"llmesr.teacher": "exact"},
 
 def _llmesr_ratios(ds, split, args, tmp: Path, figures: list[dict]) -> list[dict]:
     """LLM-ESR-SASRec epochs (--teachers, each a LLMESR_VARIANTS entry) against the ID-only
-    SASRec epoch of this run (the same preset, epochs and threads)."""
+    SASRec epoch (the same preset, epochs and threads), timed again after them: the base is
+    the mean of the two, so a load that changed while the variants ran shows as drift
+    instead of hiding in the ratios. Each variant's ratio uses its mean epoch (one-off
+    passes, such as a teacher cache's first fill, included) and its median epoch."""
     from embeddings_store import EmbeddingStore
     from pipeline.methods.llmesr.train import train_llmesr
 
-    base = next((f for f in figures if f["backbone"] == "sasrec"), None)
-    if base is None:
+    before = next((f for f in figures if f["backbone"] == "sasrec"), None)
+    if before is None:
         raise SystemExit("error: --llmesr needs sasrec among --backbones (the ratio's base)")
-    out = []
     for name in args.teachers.split(","):
         if name not in LLMESR_VARIANTS:
             raise SystemExit(f"error: --teachers: unknown {name!r}; choose from {', '.join(LLMESR_VARIANTS)}")
+    timed = []
     for name in args.teachers.split(","):
-        over = LLMESR_VARIANTS[name]
-        cfg = load_train_config("sasrec", {"epochs": args.epochs, "patience": 10**6, **over},
-                                method="llmesr")
+        cfg = load_train_config("sasrec", {"epochs": args.epochs, "patience": 10**6,
+                                           **LLMESR_VARIANTS[name]}, method="llmesr")
+        stamps = [time.perf_counter()]  # then one at every epoch's end
+
+        def stamp(epoch: int, loss: float, stamps: list[float] = stamps) -> None:
+            stamps.append(time.perf_counter())
         r = train_llmesr(ds, split, cfg, EmbeddingStore(args.llmesr), args.items_kind,
-                         args.users_kind, tmp / f"llmesr-{name}", progress=False)
-        per_epoch = r.train_seconds / r.epochs_run
-        ratio = per_epoch / base["seconds_per_epoch"]
+                         args.users_kind, tmp / f"llmesr-{name}", progress=False, on_epoch_end=stamp)
+        epochs = [b - a for a, b in itertools.pairwise(stamps)]  # wall per epoch, checkpoint included
+        timed.append((name, r.train_seconds / r.epochs_run, statistics.median(epochs)))
+    cfg = load_train_config("sasrec", {"epochs": args.epochs, "patience": 10**6})
+    again = train_srs(split, cfg, tmp / "sasrec-after", progress=False)
+    after = again.train_seconds / again.epochs_run
+    base = (before["seconds_per_epoch"] + after) / 2
+    print(f"ID-only SASRec again: {after:6.2f} s/epoch (before {before['seconds_per_epoch']:.2f}: "
+          f"drift {after / before['seconds_per_epoch'] - 1:+.0%}); base {base:.2f} s/epoch")
+    out = [{"backbone": "sasrec", "method": "id", "run": "after", "seconds_per_epoch": round(after, 2)}]
+    for name, mean, median in timed:
         out.append({"backbone": "sasrec", "method": f"llmesr-{name}", "threads": args.threads,
-                    "epochs": r.epochs_run, "seconds_per_epoch": round(per_epoch, 2),
-                    "ratio_to_id": round(ratio, 2)})
-        print(f"llmesr ({name:10s}) {per_epoch:6.2f} s/epoch  {ratio:5.2f}× the ID-only SASRec epoch")
+                    "epochs": args.epochs, "seconds_per_epoch": round(mean, 2),
+                    "median_epoch_seconds": round(median, 2), "ratio_to_id": round(mean / base, 2),
+                    "median_ratio_to_id": round(median / base, 2)})
+        print(f"llmesr ({name:10s}) {mean:6.2f} s/epoch  {mean / base:5.2f}× the ID-only SASRec "
+              f"epoch (median epoch {median:.2f} s, {median / base:.2f}×)")
     return out
 
 

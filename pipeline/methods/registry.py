@@ -158,6 +158,6 @@ register_method(Method("llmesr", needs_items=True, uses_users=True,
                                "--user-embeddings neighbours"))
 
 # The built-in generators, in the order `embed all` runs them (each module registers its own).
-BUILT_IN = ("semantic", "sasrec_id", "llmemb", "tslrec")
+BUILT_IN = ("semantic", "sasrec_id", "llmemb", "tslrec", "fused")
 for _home in BUILT_IN:
     importlib.import_module(f"pipeline.methods.{_home}.generator")

@@ -1,6 +1,6 @@
-"""The umbrella embeddings flow runs LLMEmb end to end on a tiny random LLaMA: SCFT → RAT,
-lineage in the manifests, the cached re-run, and a config change that retrains only what
-depends on it."""
+"""The umbrella embeddings flow runs LLMEmb end to end on a tiny random LLaMA: SCFT → RAT →
+the fused RAT + SCFT table, lineage in the manifests, the cached re-run, and a config change
+that retrains only what depends on it."""
 
 from __future__ import annotations
 
@@ -20,7 +20,7 @@ def test_llmemb_flow_writes_scft_and_rat_with_lineage_and_caches(prefect_harness
     tok = word_tokenizer(item_texts(synthetic_dataset.items, PromptConfig())[1], cls=False)
     llm = {"source": str(save_tiny_llama(tmp_path / "llama", tok)), "dtype": "fp32",
            "device": "cpu", "batch_size": 32}
-    kwargs = dict(dataset="synthetic", generators=["llmemb"], llm=llm, configs={
+    kwargs = dict(dataset="synthetic", generators=["fused"], llm=llm, configs={
                       "sasrec-id": SRS,
                       "llmemb-scft": {"max_steps": 2, "batch_size": 8, "max_length": 32,
                                       "save_steps": 2, "encode_batch_size": 64},
@@ -28,7 +28,7 @@ def test_llmemb_flow_writes_scft_and_rat_with_lineage_and_caches(prefect_harness
                   data_dir=str(tmp_path / "data"), store_root=str(tmp_path / "store"),
                   runs_dir=str(tmp_path / "runs"))
     refs = embeddings_flow(**kwargs)
-    assert set(refs) == {"items/sasrec-id", "items/llmemb-scft", "items/llmemb-rat"}
+    assert set(refs) == {"items/sasrec-id", "items/llmemb-scft", "items/llmemb-rat", "items/fused"}
 
     store = EmbeddingStore(tmp_path / "store")
     n = synthetic_dataset.n_items
@@ -44,8 +44,19 @@ def test_llmemb_flow_writes_scft_and_rat_with_lineage_and_caches(prefect_harness
         upstream = store.resolve(refs[kind])
         assert (upstream.kind, upstream.version) in parents
 
+    # The fused table: both parts, each centred to the same total variance, in `parts` order.
+    from pipeline.methods.fused.write import fuse_tables
+
+    fused_ref = store.resolve(refs["items/fused"])
+    fused_ids, fused = store.read(fused_ref)
+    assert np.array_equal(fused_ids, np.arange(1, n + 1)) and fused.shape == (n, 16 + 32)
+    assert np.allclose(fused, fuse_tables([rat_vectors, scft_vectors]), atol=1e-6)
+    assert np.allclose((fused[:, :16] ** 2).sum(), (fused[:, 16:] ** 2).sum(), rtol=1e-4)
+    assert {p.version for p in store.manifest(fused_ref).parents} == {
+        rat_ref.version, store.resolve(refs["items/llmemb-scft"]).version}
+
     assert embeddings_flow(**kwargs) == refs  # nothing changed: every task from the cache
-    assert len(store.list()) == 3
+    assert len(store.list()) == 4
 
     # One more SCFT step: SCFT and RAT retrain, the SASRec teacher is reused.
     kwargs["configs"]["llmemb-scft"] = {**kwargs["configs"]["llmemb-scft"], "max_steps": 3}
@@ -53,3 +64,4 @@ def test_llmemb_flow_writes_scft_and_rat_with_lineage_and_caches(prefect_harness
     assert changed["items/sasrec-id"] == refs["items/sasrec-id"]
     assert changed["items/llmemb-scft"] != refs["items/llmemb-scft"]
     assert changed["items/llmemb-rat"] != refs["items/llmemb-rat"]
+    assert changed["items/fused"] != refs["items/fused"]
