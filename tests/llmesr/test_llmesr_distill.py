@@ -13,9 +13,9 @@ from models.losses import RASDLoss
 from pipeline.batches import pad_left
 from pipeline.config import load_train_config
 from pipeline.errors import InputError
+from pipeline.evaluate import EvalConfig, evaluate
 from pipeline.methods.llmesr.distill import neighbours_for_run, retrieve_neighbours
 from pipeline.methods.llmesr.train import build_llmesr
-from pipeline.evaluate import EvalConfig, evaluate
 from pipeline.train import model_scorer, train_srs
 
 
