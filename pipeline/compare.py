@@ -67,7 +67,7 @@ class ComparePreset(BaseModel):
     init_overrides: dict[str, Any] = {}  # the llm-init cells' own settings, after `overrides`
     llmesr_overrides: dict[str, Any] = {}  # LLM-ESR's (and its ablations'), after `overrides`
     concurrency: int = Field(2, ge=1)
-    kinds: list[str] = ["items/semantic-*", "items/llmemb-rat"]
+    kinds: list[str] = ["items/semantic-*", "items/llmemb-rat", "items/fused"]
     ablation_backbones: list[str] = ["sasrec"]
     llmesr_all_kinds: bool = False  # False: LLM-ESR on the first item kind only
     backbones: list[str] = Field(["sasrec", "gru4rec", "bert4rec"], min_length=1)

@@ -99,10 +99,12 @@ def test_repo_preset_keeps_ml100k_cells_and_gives_amazon_full_presets():
     amazon = preset.for_dataset("amazon-scientific")
     cells, _ = plan_cells(amazon.backbones, [0], items, users, methods, DEFAULT_ABLATIONS, amazon)
     assert sorted({c.backbone for c in cells}) == ["gru4rec", "sasrec"]
-    assert {tuple(c.overrides.items()) for c in cells if c.train_method == "srs"} == {
-        (("threads", 1),)}
+    assert {tuple(c.overrides.items()) for c in cells if c.method == "id"} == {(("threads", 1),)}
+    # LLM-init at its own learning rate (init_overrides), chosen on Amazon's validation
+    assert {tuple(c.overrides.items()) for c in cells if c.method == "llm-init"} == {
+        (("threads", 1), ("lr", 0.001))}
     assert next(c for c in cells if c.method == "llmesr").overrides == {
-        "threads": 1, "llmesr.rasd": "auto"}
+        "threads": 1, "llmesr.rasd": "auto", "llmesr.teacher": "validation"}
     # threads is outside the config hash: these are the full presets' own runs
     for backbone in amazon.backbones:
         full = load_train_config(backbone, {})
