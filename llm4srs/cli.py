@@ -121,7 +121,7 @@ def train(
 
 @app.command()
 def embed(
-    generators: Annotated[str, typer.Argument(help="'all' or a comma list of generators (semantic, sasrec-id, llmemb-scft, llmemb, tslrec, or one registered in pipeline/methods/registry.py)")] = "all",
+    generators: Annotated[str, typer.Argument(help="'all' or a comma list of generators (semantic, sasrec-id, llmemb-scft, llmemb, tslrec, fused, or one registered in pipeline/methods/registry.py)")] = "all",
     dataset: DatasetOpt = "movielens-100k",
     store: StoreOpt = Path("store"),
     model: ModelOpt = "smollm2",
@@ -131,6 +131,7 @@ def embed(
     scft_steps: Annotated[int | None, typer.Option(help="cap on SCFT optimizer steps (CPU default 60)")] = None,
     tslrec_steps: Annotated[int | None, typer.Option(help="cap on TSLRec SFT steps (CPU default 80, of 8 users)")] = None,
     tslrec_mode: Annotated[str | None, typer.Option(help="TSLRec input: auto | text (titles) | ids (item_<id>, limited text)")] = None,
+    fused_parts: Annotated[str | None, typer.Option(help="item kinds items/fused concatenates (comma list; default items/llmemb-rat,items/llmemb-scft)")] = None,
     force: Annotated[bool, typer.Option(help="recompute instead of reusing cached generator runs")] = False,
     ids_as_text: Annotated[bool, typer.Option(help="semantic on a dataset without item text: embed 'item <id>' strings")] = False,
     shards: Annotated[int, typer.Option(min=1, help="semantic in this many shards (tasks that each write a Parquet part)")] = 1,
@@ -158,6 +159,8 @@ def embed(
                                 "tslrec": _tslrec_config(tslrec_steps, tslrec_mode)}
     if scft_steps is not None:
         configs["llmemb-scft"] = {"max_steps": scft_steps}
+    if fused_parts is not None:
+        configs["fused"] = {"parts": csv_list(fused_parts)}
     if ids_as_text:
         from pipeline.methods.semantic.write import DEFAULT_PROMPT
 
@@ -178,6 +181,10 @@ def embed(
     check_text_for(prepared, order, ids_as_text)
     check_negatives(prepared, [getattr(get_generator(n), "negatives", lambda c: 0)(loaded[n])
                                for n in order])  # those that evaluate: the catalogue allows it
+    if "fused" in order:  # its parts: written by this run or already stored
+        from pipeline.methods.fused.write import check_parts
+
+        check_parts(prepared, store, loaded["fused"], {k for n in order for k in get_generator(n).kinds})
     from flows.sharding import check_runner
 
     check_runner(task_runner)  # unknown name or missing extra: one line, before any flow

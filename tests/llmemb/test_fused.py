@@ -36,3 +36,15 @@ def test_config_takes_two_or_more_other_item_kinds():
                          (["items/a", "items/a"], "repeat")):
         with pytest.raises(ValidationError, match=match):
             FusedConfig(parts=parts)
+
+
+def test_a_missing_part_is_refused_before_any_work(synthetic_dataset, tmp_path):
+    from embeddings_store import EmbeddingStore
+    from pipeline.errors import InputError
+    from pipeline.methods.fused.write import check_parts
+
+    EmbeddingStore(tmp_path / "store")
+    cfg = FusedConfig(parts=["items/llmemb-rat", "items/tslrec"])
+    check_parts(synthetic_dataset, tmp_path / "store", cfg, {"items/llmemb-rat", "items/tslrec"})
+    with pytest.raises(InputError, match="part items/tslrec is not in"):
+        check_parts(synthetic_dataset, tmp_path / "store", cfg, {"items/llmemb-rat"})

@@ -8,10 +8,14 @@ it varies most in, whatever its width or scale.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 
 from embeddings_store import EmbeddingStore, ManifestInput, Parent, Producer, VersionRef
+from embeddings_store.errors import StoreError
 from pipeline.data.dataset import Dataset
+from pipeline.errors import InputError
 from pipeline.methods.fused.config import FusedConfig
 from pipeline.store_io import read_catalogue
 
@@ -32,6 +36,21 @@ def fuse_tables(tables: list[np.ndarray]) -> np.ndarray:
             raise ValueError("a constant table has no direction to contribute")
         parts.append(c * (np.sqrt(len(c)) / norm))
     return np.concatenate(parts, axis=1).astype(np.float32)
+
+
+def check_parts(dataset: Dataset, store_root: str | Path, cfg: FusedConfig,
+                made: set[str]) -> None:
+    """Refuse, in one line and before any work, a part that neither the same run of the
+    embeddings flow writes (`made`) nor the store holds for this dataset."""
+    store = EmbeddingStore(store_root)
+    for kind in cfg.parts:
+        if kind in made:
+            continue
+        try:
+            store.resolve(kind, dataset=dataset.name)
+        except StoreError:
+            raise InputError(f"fused: part {kind} is not in {store_root} for {dataset.name}; "
+                             f"write it first (llm4srs embed …) or choose other --fused-parts") from None
 
 
 def write_fused(dataset: Dataset, store: EmbeddingStore, cfg: FusedConfig,
