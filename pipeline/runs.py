@@ -24,8 +24,14 @@ if TYPE_CHECKING:
 
 
 def cache_key(*parts: Any) -> str:
-    """A short, stable digest of JSON-able parts (pydantic models by their JSON dump)."""
+    """A short, stable digest of JSON-able parts (pydantic models by their JSON dump; a
+    TrainConfig by its config hash and seed, so a field added later at its default, or a
+    thread count, does not retrain the generators that train an SRS, e.g. sasrec-id)."""
+    from pipeline.config import TrainConfig
+
     def plain(x: Any) -> Any:
+        if isinstance(x, TrainConfig):
+            return {"train_config": x.config_hash(), "seed": x.seed}
         return x.model_dump(mode="json") if hasattr(x, "model_dump") else x
 
     payload = json.dumps([plain(p) for p in parts], sort_keys=True, default=str)

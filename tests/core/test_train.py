@@ -120,3 +120,15 @@ def test_fields_added_later_leave_older_hashes_alone_at_their_defaults():
     on = load_train_config("bert4rec", {"model.cloze_prefixes": True})
     assert on.config_hash() != load_train_config(
         "bert4rec", {"model.cloze_prefixes": False}).config_hash()
+
+
+def test_stage1_cache_key_of_a_train_config_is_its_hash_and_seed():
+    from pipeline.runs import cache_key
+
+    base = load_train_config("sasrec")
+    # threads (outside the hash) and the dump's shape (fields added later at their
+    # defaults) leave the key alone: sasrec-id is not retrained after an upgrade
+    assert cache_key(base) == cache_key(load_train_config("sasrec", {"threads": 1}))
+    assert cache_key(base) == cache_key({"train_config": base.config_hash(), "seed": 0})
+    assert cache_key(base) != cache_key(load_train_config("sasrec", {"seed": 1}))
+    assert cache_key(base) != cache_key(load_train_config("sasrec", {"lr": 0.001}))
