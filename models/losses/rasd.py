@@ -105,8 +105,6 @@ class RASDLoss:
         """The `validation` teacher's refresh: users [B] 1-based ids, vectors [B, D] their
         eval-mode representations from the trainer's validation pass (train_srs's
         `valid_tap`). Rows of users not in the pass keep their value."""
-        if self.teacher != "validation":
-            return
         if self.cache is None:
             with torch.inference_mode(False):  # validation runs in inference mode
                 self.cache = torch.zeros(len(self.inputs), vectors.shape[1], device=vectors.device)
@@ -114,7 +112,8 @@ class RASDLoss:
 
     def _encode(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
         """users [M] 1-based ids -> [M, D] representations, without gradient, in
-        length-sorted chunks each padded only to its own longest sequence."""
+        length-sorted chunks each padded only to its own longest sequence (`validation`:
+        to max_len, as validation pads)."""
         device = next(model.parameters()).device
         lengths = torch.tensor([len(self.inputs[u - 1]) for u in users.tolist()])
         order = torch.argsort(lengths, descending=True)

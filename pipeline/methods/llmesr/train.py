@@ -98,4 +98,4 @@ def train_llmesr(dataset: Dataset, split: Split, cfg: TrainConfig, store: Embedd
             on_epoch_end(epoch, loss)
     return train_srs(split, cfg, run_dir, resume=resume, progress=progress, aux_loss=aux,
                      on_epoch_end=epoch_end, model_fn=lambda: build_llmesr(cfg, vectors, id_vectors),
-                     valid_tap=aux.observe if aux is not None else None)
+                     valid_tap=aux.observe if aux is not None and esr.teacher == "validation" else None)
