@@ -86,7 +86,7 @@ embeddings: $(STAMP) ## stage 1 on DATASET: every built generator into ./store
 # the CLI decides that (`--optional`). `make compare COMPARE_DATASETS=movielens-100k`: one.
 COMPARE_DATASETS ?= $(DATASET),amazon-scientific
 COMPARE_OPTIONAL ?= amazon-scientific
-compare: $(STAMP) ## every method x backbone x seed on COMPARE_DATASETS' stored embeddings: tables, plots, one leaderboard (ML-100k: < 60 min on 2 cores)
+compare: $(STAMP) ## every method x backbone x seed on COMPARE_DATASETS' stored embeddings: tables, plots, one leaderboard (ML-100k: 60 cells, 92 min on 2 shared cores)
 	$(BIN)/llm4srs compare --dataset $(COMPARE_DATASETS) --optional "$(COMPARE_OPTIONAL)" --seeds $(SEEDS) $(COMPARE_ARGS)
 
 server: $(STAMP) ## a local Prefect server on :4200; then `export PREFECT_API_URL=http://127.0.0.1:4200/api` in other shells (flow commands start in seconds)
