@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from pipeline.data.dataset import Dataset, read_fingerprint
+from pipeline.data.dataset import Dataset, read_fingerprint, read_meta
 
 if TYPE_CHECKING:
     from pipeline.config import TrainConfig
@@ -63,10 +63,17 @@ def generator_config(name: str, overrides: dict, llm: dict | None) -> dict:
 def generator_key(name: str, dataset_path: str, overrides: dict, llm: dict | None,
                   upstream: dict[str, str], store_root: str) -> str:
     """Content key of one generator run: dataset fingerprint + resolved config + LLM +
-    exact upstream versions (+ the store it writes to)."""
-    _, cfg, spec = _generator_inputs(name, overrides, llm)
-    fp = read_fingerprint(Path(dataset_path))
-    return f"gen-{name}-{fp}-{cache_key(cfg, spec, upstream)}-{Path(store_root).resolve()}"
+    exact upstream versions, and the current versions of what it reads from the store
+    beyond them (`stored_inputs`) (+ the store it writes to)."""
+    gen, cfg, spec = _generator_inputs(name, overrides, llm)
+    meta = read_meta(Path(dataset_path))
+    stored = getattr(gen, "stored_inputs", lambda c, u: [])(cfg, upstream)
+    if stored:  # their current versions count like upstream ones
+        from embeddings_store import EmbeddingStore
+
+        store = EmbeddingStore(store_root)
+        upstream = {**upstream, **{k: str(store.resolve(k, dataset=meta["name"])) for k in stored}}
+    return f"gen-{name}-{meta['fingerprint']}-{cache_key(cfg, spec, upstream)}-{Path(store_root).resolve()}"
 
 
 def run_generator(name: str, dataset_path: str, overrides: dict, llm: dict | None,

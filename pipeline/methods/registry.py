@@ -59,6 +59,10 @@ class Generator(Protocol):
         """Compute and store; {kind: exact version ref} for each kind written."""
         ...
 
+    def stored_inputs(self, config: BaseModel, upstream: dict[str, str]) -> list[str]:
+        """Kinds read from the store beyond `upstream` (GeneratorBase: none)."""
+        ...
+
 
 class GeneratorBase:
     """Defaults of the `Generator` shape: needs nothing, reads no text and no LLM. Its
@@ -70,6 +74,11 @@ class GeneratorBase:
     needs: tuple[str, ...] = ()
     needs_text = False
     uses_llm = False
+
+    def stored_inputs(self, config: BaseModel, upstream: dict[str, str]) -> list[str]:
+        """Kinds it reads from the store as they are, beyond `upstream` (its needs' output):
+        the task's cache key pins their current versions, so a new one reruns it."""
+        return []
 
     def negatives(self, config: BaseModel) -> int:
         """Sampled-ranking negatives per user its evaluation draws (0: it does not evaluate);

@@ -48,3 +48,29 @@ def test_a_missing_part_is_refused_before_any_work(synthetic_dataset, tmp_path):
     check_parts(synthetic_dataset, tmp_path / "store", cfg, {"items/llmemb-rat", "items/tslrec"})
     with pytest.raises(InputError, match="part items/tslrec is not in"):
         check_parts(synthetic_dataset, tmp_path / "store", cfg, {"items/llmemb-rat"})
+
+
+def test_a_part_read_from_the_store_pins_the_cache_key(synthetic_dataset, tmp_path):
+    import numpy as np
+
+    from embeddings_store import EmbeddingStore, ManifestInput, Producer
+    from pipeline.runs import generator_key
+
+    store = EmbeddingStore(tmp_path / "store")
+    n = synthetic_dataset.n_items
+    ids = np.arange(1, n + 1)
+
+    def write_tslrec(seed: int) -> None:
+        vectors = np.random.default_rng(seed).normal(size=(n, 8)).astype(np.float32)
+        store.write(synthetic_dataset.name, "items/tslrec", ids, vectors,
+                    ManifestInput(dataset_fingerprint=synthetic_dataset.fingerprint,
+                                  producer=Producer(generator="test")))
+
+    over = {"parts": ["items/llmemb-rat", "items/tslrec"]}
+    upstream = {"items/llmemb-rat": "x/items/llmemb-rat@v1"}
+    path, root = str(synthetic_dataset.path), str(tmp_path / "store")
+    write_tslrec(0)
+    first = generator_key("fused", path, over, None, upstream, root)
+    assert generator_key("fused", path, over, None, upstream, root) == first
+    write_tslrec(1)  # a new version of a part outside the flow: the fused table is stale
+    assert generator_key("fused", path, over, None, upstream, root) != first

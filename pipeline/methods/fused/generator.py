@@ -12,6 +12,9 @@ class Fused(GeneratorBase):
     summary = "concatenation of stored item kinds (default RAT + SCFT) -> items/fused"
     config_model = "pipeline.methods.fused.config:FusedConfig"
 
+    def stored_inputs(self, config, upstream: dict[str, str]) -> list[str]:
+        return [kind for kind in config.parts if kind not in upstream]
+
     def write(self, ctx: GenContext) -> dict[str, str]:
         from pipeline.methods.fused.write import write_fused
         from pipeline.store_io import resolve_kind
