@@ -10,9 +10,9 @@ from __future__ import annotations
 import fnmatch
 from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
-from typing import Any, Literal, TypeVar
+from typing import Annotated, Any, Literal, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError
 
 from embeddings_store import EmbeddingStore
 from embeddings_store.errors import StoreError
@@ -46,6 +46,19 @@ _COST = {"sasrec": {"srs": 3.1, "llmesr": 8.4, "nodistill": 5.2},
          "bert4rec": {"srs": 3.0, "llmesr": 19.5, "nodistill": 9.0}}
 
 
+def _known_backbones(sections: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    from pipeline.config import backbone_names
+
+    unknown = sorted(set(sections) - set(backbone_names()))
+    if unknown:
+        raise ValueError(f"unknown backbone {', '.join(unknown)}; choose from "
+                         f"{', '.join(backbone_names())}")
+    return sections
+
+
+BackboneOverrides = Annotated[dict[str, dict[str, Any]], AfterValidator(_known_backbones)]
+
+
 class DatasetBudget(BaseModel):
     """One entry of the preset's `datasets:`: a dataset's own budget (configs/compare.yaml)."""
 
@@ -54,6 +67,7 @@ class DatasetBudget(BaseModel):
     # take their place ({} then means the backbones' full configs/srs/<backbone>.yaml).
     replace_overrides: bool = False
     overrides: dict[str, Any] = {}
+    backbone_overrides: BackboneOverrides = {}
     init_overrides: dict[str, Any] = {}
     llmesr_overrides: dict[str, Any] = {}
     backbones: list[str] | None = Field(None, min_length=1)  # None: the global `backbones`
@@ -64,6 +78,8 @@ class ComparePreset(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     overrides: dict[str, Any] = {}
+    # One backbone's cells' own settings (every method), after `overrides`: backbone -> dict.
+    backbone_overrides: BackboneOverrides = {}
     init_overrides: dict[str, Any] = {}  # the llm-init cells' own settings, after `overrides`
     llmesr_overrides: dict[str, Any] = {}  # LLM-ESR's (and its ablations'), after `overrides`
     concurrency: int = Field(2, ge=1)
@@ -81,17 +97,24 @@ class ComparePreset(BaseModel):
         if entry is None:
             return self
         keep = not entry.replace_overrides
+        mine = self.backbone_overrides if keep else {}
+        per_backbone = {b: {**mine.get(b, {}), **entry.backbone_overrides.get(b, {})}
+                        for b in {*mine, *entry.backbone_overrides}}
         return self.model_copy(update={
             **{section: {**(getattr(self, section) if keep else {}), **getattr(entry, section)}
                for section in ("overrides", "init_overrides", "llmesr_overrides")},
+            "backbone_overrides": per_backbone,
             "backbones": entry.backbones or self.backbones})
 
     def cell_overrides(self, overrides: dict[str, Any] | None,
-                       method: Literal["id", "llm-init", "llmesr"] = "id") -> dict[str, Any]:
-        """What a cell trains under: the budget, the method's own section (`init_overrides`
-        for llm-init cells, `llmesr_overrides` for LLM-ESR's), then the caller's overrides."""
+                       method: Literal["id", "llm-init", "llmesr"] = "id",
+                       backbone: str | None = None) -> dict[str, Any]:
+        """What a cell trains under: the budget, its backbone's section of
+        `backbone_overrides`, the method's own section (`init_overrides` for llm-init cells,
+        `llmesr_overrides` for LLM-ESR's), then the caller's overrides."""
         section = {"id": {}, "llm-init": self.init_overrides, "llmesr": self.llmesr_overrides}[method]
-        return {**self.overrides, **section, **(overrides or {})}
+        return {**self.overrides, **self.backbone_overrides.get(backbone or "", {}), **section,
+                **(overrides or {})}
 
 
 def load_preset(path: Path | None = None) -> ComparePreset:
@@ -235,13 +258,13 @@ def plan_cells(backbones: list[str], seeds: list[int], items: list[str],
     kind, with a note). LLM-ESR runs on the first item kind (every kind with the preset's
     `llmesr_all_kinds`); its ablations on the first kind and `ablation_backbones` (or the
     first backbone when none of those is in the grid)."""
-    common = preset.cell_overrides(overrides)
-    init_common = preset.cell_overrides(overrides, "llm-init")
-    llmesr_common = preset.cell_overrides(overrides, "llmesr")
     abl_backbones = [b for b in backbones if b in preset.ablation_backbones] or backbones[:1]
     cells: list[Cell] = []
     notes: list[str] = []
     for backbone in backbones:
+        common = preset.cell_overrides(overrides, "id", backbone)
+        init_common = preset.cell_overrides(overrides, "llm-init", backbone)
+        llmesr_common = preset.cell_overrides(overrides, "llmesr", backbone)
         for seed in seeds:
             if "id" in methods:
                 cells.append(Cell(method="id", backbone=backbone, seed=seed, overrides=common))
@@ -370,11 +393,11 @@ def check_dataset(spec: str, *, backbones: list[str] | None,
         wanted = None if kinds == "all" else kinds
         kind_list = select_kinds(available, wanted, patterns, dataset=spec)
     for b in chosen:  # bad overrides fail here, not an hour in
-        load_train_config(b, budget.cell_overrides(overrides))
+        load_train_config(b, budget.cell_overrides(overrides, "id", b))
         if "llm-init" in methods:
-            load_train_config(b, budget.cell_overrides(overrides, "llm-init"))
+            load_train_config(b, budget.cell_overrides(overrides, "llm-init", b))
         if any(m.startswith("llmesr") for m in methods):
-            load_train_config(b, budget.cell_overrides(overrides, "llmesr"), method="llmesr")
+            load_train_config(b, budget.cell_overrides(overrides, "llmesr", b), method="llmesr")
     return DatasetCheck(spec=spec, name=name, backbones=chosen, kinds=kind_list)
 
 

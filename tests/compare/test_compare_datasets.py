@@ -78,6 +78,33 @@ def test_preset_for_dataset_merges_or_replaces(tmp_path):
         load_preset(bad)
 
 
+def test_backbone_overrides_apply_per_backbone_and_follow_replace(tmp_path):
+    from pipeline.compare import ComparePreset, load_preset
+    from pipeline.errors import InputError
+
+    preset = ComparePreset(
+        overrides={"epochs": 30, "patience": 5}, llmesr_overrides={"lr": 0.003},
+        backbone_overrides={"bert4rec": {"patience": 30, "lr": 0.0005}},
+        datasets={"merged": {"backbone_overrides": {"bert4rec": {"epochs": 9},
+                                                    "gru4rec": {"lr": 0.01}}},
+                  "full": {"replace_overrides": True}})
+    # the backbone's section comes after the budget and before the method's own section
+    assert preset.cell_overrides(None, "id", "bert4rec") == {"epochs": 30, "patience": 30,
+                                                             "lr": 0.0005}
+    assert preset.cell_overrides(None, "llmesr", "bert4rec")["lr"] == 0.003
+    assert preset.cell_overrides({"patience": 2}, "id", "bert4rec")["patience"] == 2
+    assert preset.cell_overrides(None, "id", "sasrec") == {"epochs": 30, "patience": 5}
+    merged = preset.for_dataset("merged")
+    assert merged.backbone_overrides == {"bert4rec": {"patience": 30, "lr": 0.0005, "epochs": 9},
+                                         "gru4rec": {"lr": 0.01}}
+    assert preset.for_dataset("full").backbone_overrides == {}
+
+    bad = tmp_path / "compare.yaml"
+    bad.write_text("backbone_overrides:\n  bert5rec: {patience: 3}\n")
+    with pytest.raises(InputError, match="unknown backbone bert5rec"):
+        load_preset(bad)
+
+
 def test_repo_preset_keeps_ml100k_cells_and_gives_amazon_full_presets():
     from pipeline.compare import DEFAULT_ABLATIONS, load_preset, methods_for, plan_cells
     from pipeline.config import load_train_config
@@ -91,8 +118,16 @@ def test_repo_preset_keeps_ml100k_cells_and_gives_amazon_full_presets():
     ml = preset.for_dataset("movielens-100k")
     cells, _ = plan_cells(ml.backbones, [0], items, users, methods, DEFAULT_ABLATIONS, ml)
     assert ml.backbones == ["sasrec", "gru4rec", "bert4rec"]
-    plain = [c.overrides for c in cells if c.train_method == "srs"]
-    assert len(plain) == 9 and all(o == ML100K_OVERRIDES for o in plain)  # 3 × (id + 2 kinds)
+    plain = [c for c in cells if c.train_method == "srs"]
+    assert len(plain) == 9  # 3 × (id + 2 kinds)
+    # SASRec and GRU4Rec keep the budget (and their cached runs); BERT4Rec's own section
+    # turns early stopping off within the 30-epoch cap, for every method
+    assert all(c.overrides == ML100K_OVERRIDES for c in plain if c.backbone != "bert4rec")
+    assert all(c.overrides == {**ML100K_OVERRIDES, "patience": 30}
+               for c in plain if c.backbone == "bert4rec")
+    assert {c.backbone for c in plain} == {"sasrec", "gru4rec", "bert4rec"}
+    assert next(c for c in cells if c.backbone == "bert4rec" and c.method == "llmesr"
+                ).overrides == {**ML100K_LLMESR, "patience": 30}
     llmesr = next(c for c in cells if c.method == "llmesr")
     assert llmesr.overrides == ML100K_LLMESR
 
