@@ -9,8 +9,9 @@ Ties are broken pessimistically: the target ranks below every item with an equal
 so a collapsed model scores zero rather than perfect.
 Groups: head items = the top 20% of items by training popularity, tail = the rest; head
 users = the top 20% by training length. Explicit thresholds replace the fractions.
-Users are scored in chunks; each user's rank depends only on its own row of scores, so
-metrics do not depend on the evaluation batch size. When a batch's [B, N+1] scores would pass
+Users are scored in chunks of one padding window each (models.sequences.window_len: a
+history is padded to the power of two above its length, not to max_len); each user's rank
+depends only on its own row of scores, so metrics do not depend on the evaluation batch size. When a batch's [B, N+1] scores would pass
 DENSE_LIMIT_BYTES (a catalogue of ~500k items and up), an SRS scorer (`Factored`) is ranked
 item chunk by item chunk instead: memory O(B·chunk), the same ranks.
 """
@@ -25,6 +26,7 @@ import numpy as np
 import torch
 from pydantic import BaseModel, ConfigDict, Field
 
+from models.sequences import window_batches
 from pipeline.errors import DivergedError
 from pipeline.split import Split
 
@@ -185,26 +187,28 @@ def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig,
     inputs = split.inputs(stage)
     targets = split.targets(stage)
     chosen = np.arange(split.n_users) if users is None else np.asarray(users, dtype=np.int64)
-    full, sampled = [np.empty(0, dtype=np.int64)], [np.empty(0, dtype=np.int64)]
+    full = np.zeros(len(chosen), dtype=np.int64)
+    sampled = np.zeros(len(chosen), dtype=np.int64)
+    # Users of one batch share a padding window (models.sequences.window_batches), so an
+    # SRS scorer encodes each history padded to its own window instead of to max_len.
+    lengths = np.array([len(inputs[i]) for i in chosen], dtype=np.int64)
     with torch.inference_mode():
-        for start in range(0, len(chosen), cfg.batch_size):
-            idx = chosen[start:start + cfg.batch_size]
+        for pos in window_batches(lengths, cfg.batch_size):
+            idx = chosen[pos]
             batch_inputs = [inputs[i] for i in idx]
             tgt = torch.from_numpy(targets[idx])
             hist = batch_inputs if cfg.mask_history else None
+            negs = torch.from_numpy(split.negatives[idx])
             if isinstance(scorer, Factored) and len(idx) * (split.n_items + 1) * 4 > DENSE_LIMIT_BYTES:
-                negs = torch.from_numpy(split.negatives[idx])
                 f, s = factored_ranks(scorer.users(idx + 1, batch_inputs), scorer.table(), tgt,
                                       hist, negs, ITEM_CHUNK)
-                full.append(f.numpy())
-                sampled.append(s.numpy())
+                full[pos], sampled[pos] = f.numpy(), s.numpy()
                 continue
             scores = scorer(idx + 1, batch_inputs)  # [B, N+1]
             _check_finite(scores, stage, idx)
-            full.append(full_ranks(scores, tgt, hist).numpy())
-            negs = torch.from_numpy(split.negatives[idx])
-            sampled.append(sampled_ranks(scores.float(), tgt, negs).numpy())
-    return {"full": np.concatenate(full), f"s{split.negatives.shape[1]}": np.concatenate(sampled)}
+            full[pos] = full_ranks(scores, tgt, hist).numpy()
+            sampled[pos] = sampled_ranks(scores.float(), tgt, negs).numpy()
+    return {"full": full, f"s{split.negatives.shape[1]}": sampled}
 
 
 def evaluate(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig) -> list[dict]:

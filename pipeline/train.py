@@ -18,6 +18,7 @@ from tqdm.auto import tqdm
 
 from models.item_emb import IdEmbedding, ItemEmbedding
 from models.srs import BACKBONES, SequentialRecommender
+from models.sequences import window_len
 from models.srs.base import SAMPLED_LOSSES
 from pipeline import checkpoint
 from pipeline.batches import cloze_batch, next_item_batch, pad_left
@@ -68,7 +69,9 @@ UserTap = Callable[[np.ndarray, torch.Tensor], None]  # (user ids [B] 1-based, v
 
 def model_scorer(model: SequentialRecommender, bf16: bool = False,
                  tap: UserTap | None = None) -> Scorer:
-    """Scores with inputs padded to the model's fixed window (batch-size independent).
+    """Scores with each batch padded to its longest input's window (`window_len`: the power
+    of two above its length, at most max_len); the evaluation batches users of one window
+    together, so each user is encoded at a length that depends on its own history alone.
 
     With bf16 the encoder runs under autocast; the user vector is cast back and scored in
     fp32, so scores keep fp32 resolution (bf16 scores would tie far more often). `tap`, if
@@ -76,7 +79,8 @@ def model_scorer(model: SequentialRecommender, bf16: bool = False,
     """
     def users(users: np.ndarray, inputs: list[np.ndarray]) -> torch.Tensor:
         device = next(model.parameters()).device
-        seq = pad_left(inputs, model.cfg.max_len).to(device)
+        t = window_len(max(len(s) for s in inputs), model.cfg.max_len)
+        seq = pad_left(inputs, t).to(device)  # [B, t]
         with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
             vectors = model(seq).float()  # [B, D]
         if tap is not None:

@@ -34,7 +34,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from models.sequences import pad_left
+from models.sequences import pad_left, window_batches, window_len
 
 if TYPE_CHECKING:
     from models.srs.base import SequentialRecommender
@@ -76,20 +76,18 @@ class RASDLoss:
             self.cache = None
 
     def sequences(self, users: torch.Tensor) -> torch.Tensor:
-        """users [M] 1-based ids -> their inputs [M, T] left-padded (T ≤ max_len)."""
+        """users [M] 1-based ids -> their inputs [M, T] left-padded to the window of the
+        longest (`window_len`, as validation pads: T ≤ max_len)."""
         seqs = [self.inputs[u - 1] for u in users.tolist()]
-        length = max(1, min(self.max_len, max(len(s) for s in seqs)))
-        if self.teacher == "validation":  # padded as validation pads, so a refill matches it
-            length = self.max_len
-        return pad_left(seqs, length)
+        return pad_left(seqs, window_len(max(len(s) for s in seqs), self.max_len))
 
     def targets(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
         """users [B] -> [B, D] mean fused representation of each user's n neighbours, detached.
 
         The B·n forward passes dominate LLM-ESR's cost, so a neighbour shared by several
         users of the batch is encoded once (the paper encodes every occurrence, each with
-        its own dropout draw), and the passes run in length-sorted chunks, each padded only
-        to its own longest sequence.
+        its own dropout draw), and the passes run in chunks of one padding window each
+        (`window_batches`): a chunk is padded to the power of two above its longest history.
         """
         device = next(model.parameters()).device
         nb = self.neighbours[users.cpu() - 1]  # [B, n]
@@ -111,18 +109,19 @@ class RASDLoss:
         self.cache[torch.as_tensor(users, device=self.cache.device) - 1] = vectors.detach().float()
 
     def _encode(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
-        """users [M] 1-based ids -> [M, D] representations, without gradient, in
-        length-sorted chunks each padded only to its own longest sequence (`validation`:
-        to max_len, as validation pads)."""
+        """users [M] 1-based ids -> [M, D] representations, without gradient, in chunks of
+        one padding window each (models.sequences.window_batches, as validation batches)."""
         device = next(model.parameters()).device
-        lengths = torch.tensor([len(self.inputs[u - 1]) for u in users.tolist()])
-        order = torch.argsort(lengths, descending=True)
+        lengths = np.array([len(self.inputs[u - 1]) for u in users.tolist()])
+        reps: torch.Tensor | None = None
         with torch.no_grad():
-            parts = [model(self.sequences(users[c]).to(device)).float()
-                     for c in order.split(self.chunk)]  # each [≤chunk, D]
-        reps = torch.empty(len(users), parts[0].shape[1], device=device)
-        reps[order.to(device)] = torch.cat(parts)  # [M, D] back in `users` order
-        return reps
+            for pos in window_batches(lengths, self.chunk):
+                part = model(self.sequences(users[pos]).to(device)).float()  # [≤chunk, D]
+                if reps is None:
+                    reps = torch.empty(len(users), part.shape[1], device=device)
+                reps[torch.from_numpy(pos).to(device)] = part
+        assert reps is not None  # users is never empty
+        return reps  # [M, D] in `users` order
 
     def _encode_all(self, model: SequentialRecommender) -> torch.Tensor:
         """[U, D] every user's representation in eval mode (no dropout: no RNG drawn, so

@@ -133,3 +133,49 @@ def test_item_chunked_ranking_equals_the_dense_path(synthetic_split, monkeypatch
         user = torch.ones(2, 16)
         table = torch.full((synthetic_split.n_items + 1, 16), float("nan"))
         factored_ranks(user, table, torch.tensor([1, 2]), None, torch.tensor([[3], [4]]))
+
+
+def test_window_len_and_window_batches():
+    from models.sequences import window_batches, window_len
+
+    assert [window_len(n, 200) for n in (0, 1, 2, 3, 5, 64, 65, 200, 900)] == \
+        [1, 1, 2, 4, 8, 64, 128, 200, 200]
+    lengths = np.array([5, 1, 300, 7, 64, 65, 2, 6, 8])
+    batches = window_batches(lengths, 2)
+    assert sorted(np.concatenate(batches).tolist()) == list(range(len(lengths)))
+    assert all(1 <= len(b) <= 2 for b in batches)
+    for b in batches:  # one window per batch, whatever max_len
+        assert len({window_len(int(n), 10**6) for n in lengths[b]}) == 1
+    assert [b.tolist() for b in batches][:3] == [[1], [6], [0, 3]]  # shortest windows first
+
+
+@pytest.mark.parametrize("name", ["sasrec", "gru4rec", "bert4rec"])
+def test_windowed_evaluation_equals_the_fixed_window(synthetic_split, name):
+    """Each history is encoded padded to its own window instead of max_len: the user
+    vectors match the fixed-window ones, and every rank is the same."""
+    from models.item_emb import IdEmbedding
+    from models.sequences import pad_left
+    from models.srs.base import SRSConfig
+    from models.srs.registry import BACKBONES
+    from pipeline.evaluate import EvalConfig, rank_users
+    from pipeline.train import model_scorer
+
+    torch.manual_seed(0)
+    cfg = SRSConfig(backbone=name, dim=16, max_len=64, heads=2)
+    model = BACKBONES[name](cfg, IdEmbedding(synthetic_split.n_items, 16)).eval()
+
+    def fixed(users, inputs):
+        with torch.no_grad():
+            return model.score_all(model(pad_left(inputs, cfg.max_len)))
+
+    inputs = synthetic_split.inputs("test")
+    some = [inputs[i] for i in range(8)]
+    assert {len(s) for s in some} != {cfg.max_len}  # the windows differ from max_len
+    windowed = model_scorer(model).users(np.arange(1, 9), some)
+    with torch.no_grad():
+        full = model(pad_left(some, cfg.max_len))
+    torch.testing.assert_close(windowed, full, atol=1e-5, rtol=1e-5)
+    a = rank_users(model_scorer(model), synthetic_split, "test", EvalConfig(batch_size=7))
+    b = rank_users(fixed, synthetic_split, "test", EvalConfig(batch_size=64))
+    for protocol in a:
+        assert np.array_equal(a[protocol], b[protocol]), protocol
