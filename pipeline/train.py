@@ -9,7 +9,7 @@ import json
 import logging
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -42,6 +42,10 @@ class RunResult:
     best_epoch: int
     epochs_run: int
     train_seconds: float
+    # One entry per evaluation during training: {"epoch", "loss" (the epoch's mean training
+    # loss), "valid" (full NDCG@10, the selection metric)}, so a plateau or a late
+    # improvement shows without rerunning (empty for baselines).
+    curve: list[dict] = field(default_factory=list)
 
 
 def sparse_rows(cfg: TrainConfig) -> bool:
@@ -153,7 +157,7 @@ def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
     if cfg.bf16 is None:
         cfg = cfg.model_copy(update={"bf16": bf16_is_fast(device)})
     opt = Optimizer(model, cfg)
-    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0}
+    state = {"epoch": 0, "best": -1.0, "best_epoch": 0, "bad": 0, "seconds": 0.0, "curve": []}
     best_weights = copy.deepcopy(model.state_dict())
     last = run_dir / "last.pt"
     if resume and last.is_file():
@@ -166,6 +170,7 @@ def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
             checkpoint.set_rng_state(ckpt["rng"], gen)
         else:
             team.restore_rng(ckpt, gen, cfg.seed)
+        state.setdefault("curve", [])  # checkpoints written before the curve was kept
         log.info("resumed %s at epoch %d", run_dir, state["epoch"])
 
     keep = [u for u, s in enumerate(split.train) if len(s) >= 2]  # one item has no next-item target
@@ -190,6 +195,7 @@ def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
             except DivergedError as err:
                 raise DivergedError(f"training diverged at epoch {state['epoch']}: {err}; "
                                     f"lower the learning rate (lr={cfg.lr:g})") from None
+            state["curve"].append({"epoch": state["epoch"], "loss": loss, "valid": score})
             if cfg.lr_decay_patience:
                 opt.plateau(score)
             if score > state["best"]:
@@ -221,7 +227,7 @@ def _train(split: Split, cfg: TrainConfig, run_dir: Path, resume: bool,
         test_rows=evaluate_(scorer, split, "test", cfg.eval),
         valid_rows=evaluate_(scorer, split, "valid", cfg.eval),
         best_epoch=state["best_epoch"], epochs_run=state["epoch"],
-        train_seconds=state["seconds"],
+        train_seconds=state["seconds"], curve=state["curve"],
     )
     if writes:
         info = {} if team is None else {"distributed": team.info(cfg.seed)}

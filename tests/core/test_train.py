@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -38,6 +40,12 @@ def test_resumed_run_matches_uninterrupted(synthetic_split, tmp_path, backbone):
     resumed = train_srs(synthetic_split, cfg, tmp_path / "b", resume=True, progress=False)
     assert resumed.epochs_run == full.epochs_run == 4
     assert resumed.test_rows == full.test_rows
+    # the learning curve survives the interruption: one entry per evaluation, as uninterrupted
+    assert resumed.curve == full.curve and [c["epoch"] for c in full.curve] == [1, 2, 3, 4]
+    best = max(full.curve, key=lambda c: c["valid"])
+    assert best["epoch"] == full.best_epoch and all(c["loss"] > 0 for c in full.curve)
+    written = json.loads((tmp_path / "a" / "result.json").read_text())
+    assert written["curve"] == full.curve
 
 
 def test_checkpoints_are_plain_dicts(synthetic_split, tmp_path):
