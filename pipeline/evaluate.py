@@ -9,9 +9,10 @@ Ties are broken pessimistically: the target ranks below every item with an equal
 so a collapsed model scores zero rather than perfect.
 Groups: head items = the top 20% of items by training popularity, tail = the rest; head
 users = the top 20% by training length. Explicit thresholds replace the fractions.
-Users are scored in chunks of one padding window each (models.sequences.window_len: a
-history is padded to the power of two above its length, not to max_len); each user's rank
-depends only on its own row of scores, so metrics do not depend on the evaluation batch size. When a batch's [B, N+1] scores would pass
+Users are scored in chunks; an SRS model's chunks hold users of one padding window each
+(models.sequences.window_len: a history is padded to the power of two above its length, not
+to max_len). Each user's rank depends only on its own row of scores, so metrics do not
+depend on the evaluation batch size. When a batch's [B, N+1] scores would pass
 DENSE_LIMIT_BYTES (a catalogue of ~500k items and up), an SRS scorer (`Factored`) is ranked
 item chunk by item chunk instead: memory O(B·chunk), the same ranks.
 """
@@ -189,11 +190,17 @@ def rank_users(scorer: Scorer, split: Split, stage: str, cfg: EvalConfig,
     chosen = np.arange(split.n_users) if users is None else np.asarray(users, dtype=np.int64)
     full = np.zeros(len(chosen), dtype=np.int64)
     sampled = np.zeros(len(chosen), dtype=np.int64)
-    # Users of one batch share a padding window (models.sequences.window_batches), so an
-    # SRS scorer encodes each history padded to its own window instead of to max_len.
-    lengths = np.array([len(inputs[i]) for i in chosen], dtype=np.int64)
+    # An SRS scorer (`Factored`) pads a batch to its window: its batches hold users of one
+    # padding window (models.sequences.window_batches), so each history is encoded at its
+    # own window instead of max_len. Other scorers (E4SRec, pop) take users in order.
+    if isinstance(scorer, Factored):
+        lengths = np.array([len(inputs[i]) for i in chosen], dtype=np.int64)
+        batches = window_batches(lengths, cfg.batch_size)
+    else:
+        batches = [np.arange(i, min(i + cfg.batch_size, len(chosen)))
+                   for i in range(0, len(chosen), cfg.batch_size)]
     with torch.inference_mode():
-        for pos in window_batches(lengths, cfg.batch_size):
+        for pos in batches:
             idx = chosen[pos]
             batch_inputs = [inputs[i] for i in idx]
             tgt = torch.from_numpy(targets[idx])
