@@ -67,6 +67,7 @@ def generator_key(name: str, dataset_path: str, overrides: dict, llm: dict | Non
     beyond them (`stored_inputs`) (+ the store it writes to)."""
     gen, cfg, spec = _generator_inputs(name, overrides, llm)
     meta = read_meta(Path(dataset_path))
+    # optional, as `negatives` is: a duck-typed generator without it reads nothing more
     stored = getattr(gen, "stored_inputs", lambda c, u: [])(cfg, upstream)
     if stored:  # their current versions count like upstream ones
         from embeddings_store import EmbeddingStore

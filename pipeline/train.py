@@ -17,8 +17,8 @@ import torch
 from tqdm.auto import tqdm
 
 from models.item_emb import IdEmbedding, ItemEmbedding
-from models.srs import BACKBONES, SequentialRecommender
 from models.sequences import window_len
+from models.srs import BACKBONES, SequentialRecommender
 from models.srs.base import SAMPLED_LOSSES
 from pipeline import checkpoint
 from pipeline.batches import cloze_batch, next_item_batch, pad_left

@@ -75,11 +75,13 @@ class RASDLoss:
         if self.teacher == "cached" and self.epochs % self.refresh_every == 0:
             self.cache = None
 
-    def sequences(self, users: torch.Tensor) -> torch.Tensor:
+    def sequences(self, users: torch.Tensor, window: bool = True) -> torch.Tensor:
         """users [M] 1-based ids -> their inputs [M, T] left-padded to the window of the
-        longest (`window_len`, as validation pads: T ≤ max_len)."""
+        longest (`window_len`, as validation pads), or with `window=False` only to the
+        longest (a training forward); T ≤ max_len."""
         seqs = [self.inputs[u - 1] for u in users.tolist()]
-        return pad_left(seqs, window_len(max(len(s) for s in seqs), self.max_len))
+        longest = max(1, min(self.max_len, max(len(s) for s in seqs)))
+        return pad_left(seqs, window_len(longest, self.max_len) if window else longest)
 
     def targets(self, model: SequentialRecommender, users: torch.Tensor) -> torch.Tensor:
         """users [B] -> [B, D] mean fused representation of each user's n neighbours, detached.
@@ -113,14 +115,12 @@ class RASDLoss:
         one padding window each (models.sequences.window_batches, as validation batches)."""
         device = next(model.parameters()).device
         lengths = np.array([len(self.inputs[u - 1]) for u in users.tolist()])
-        reps: torch.Tensor | None = None
+        batches = window_batches(lengths, self.chunk)
         with torch.no_grad():
-            for pos in window_batches(lengths, self.chunk):
-                part = model(self.sequences(users[pos]).to(device)).float()  # [≤chunk, D]
-                if reps is None:
-                    reps = torch.empty(len(users), part.shape[1], device=device)
-                reps[torch.from_numpy(pos).to(device)] = part
-        assert reps is not None  # users is never empty
+            parts = [model(self.sequences(users[pos]).to(device)).float()
+                     for pos in batches]  # each [≤chunk, D]
+        reps = torch.empty(len(users), parts[0].shape[1], device=device)
+        reps[torch.from_numpy(np.concatenate(batches)).to(device)] = torch.cat(parts)
         return reps  # [M, D] in `users` order
 
     def _encode_all(self, model: SequentialRecommender) -> torch.Tensor:
@@ -141,7 +141,7 @@ class RASDLoss:
         student = take() if take is not None else None  # [B, D], with gradient
         if student is None or len(student) != len(users):
             device = next(model.parameters()).device
-            student = model(self.sequences(users).to(device))
+            student = model(self.sequences(users, window=False).to(device))
         target = self.targets(model, users)  # [B, D], before this step's rows are written
         if self.teacher == "running":
             self.cache[users.to(self.cache.device) - 1] = student.detach().float()
